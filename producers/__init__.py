@@ -1,0 +1,1 @@
+"""Producers: read sensors, keep every reading in an outbox, publish to Redis."""

@@ -1,0 +1,1 @@
+"""What producers and the web side share: the reading, settings, bus, store."""

@@ -1,0 +1,171 @@
+"""The Redis bus: one atomic publish onto the channel and the capped stream.
+
+The channel carries flask-sse's message format, so stock
+``flask_sse.sse.publish`` publishers interoperate; the stream position is the
+event id, which is what makes ``Last-Event-ID`` exact across web replicas.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import redis
+
+from shared.reading import MAX_MESSAGE_BYTES, Reading, ReadingError
+
+# KEYS: stream, published-marks hash. ARGV: channel, reading JSON,
+# retention ms, mark field ("" when the reading has no seq), seq.
+# TIME makes the script non-deterministic, which Redis >= 5 replicates by
+# effects; XADD ... MINID keeps at least the retention window.
+_PUBLISH_LUA = """
+if ARGV[4] ~= '' then
+  local last = redis.call('HGET', KEYS[2], ARGV[4])
+  if last and tonumber(last) >= tonumber(ARGV[5]) then return false end
+  redis.call('HSET', KEYS[2], ARGV[4], ARGV[5])
+end
+local t = redis.call('TIME')
+local minid = tonumber(t[1]) * 1000 - tonumber(ARGV[3])
+local id = redis.call('XADD', KEYS[1], 'MINID', '~', minid, '*', 'r', ARGV[2])
+redis.call('PUBLISH', ARGV[1],
+  '{"data":' .. ARGV[2] .. ',"type":"reading","id":"' .. id .. '"}')
+return id
+"""
+_MESSAGE_KEYS = frozenset({"data", "type", "id", "retry"})
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A reading as it travels: with its stream id, or None if published stock."""
+
+    id: str | None
+    reading: Reading
+
+
+def stream_id_key(stream_id: str) -> tuple[int, int]:
+    """Order stream ids numerically ("ms-seq"); ValueError if malformed."""
+    ms, _, seq = stream_id.partition("-")
+    if not ms.isdigit() or (seq and not seq.isdigit()) or len(ms) > 16 or len(seq) > 16:
+        raise ValueError(f"not a stream id: {stream_id!r:.40}")
+    return int(ms), int(seq or 0)
+
+
+def parse_message(data: str | bytes) -> Event:
+    """Validate one channel message (flask-sse format); raise ReadingError."""
+    if len(data) > MAX_MESSAGE_BYTES + 256:
+        raise ReadingError("message is too large")
+    try:
+        msg = json.loads(data, parse_constant=_refuse)
+    except (ValueError, RecursionError) as exc:
+        raise ReadingError(f"message is not JSON: {exc}") from None
+    if not isinstance(msg, dict) or not set(msg) <= _MESSAGE_KEYS or "data" not in msg:
+        raise ReadingError("message must be {data, type, id} as flask-sse sends")
+    if msg.get("type", "reading") != "reading":
+        raise ReadingError(f"message type {str(msg.get('type'))!r:.40} is not 'reading'")
+    event_id = msg.get("id")
+    if event_id is not None:
+        try:
+            stream_id_key(event_id) if isinstance(event_id, str) else stream_id_key("x")
+        except ValueError:
+            raise ReadingError("message id is not a stream id") from None
+    return Event(event_id, Reading.from_dict(msg["data"]))
+
+
+def _refuse(name: str) -> float:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def connect(url: str, **kwargs: object) -> redis.Redis:
+    """A client that notices dead connections instead of hanging on them."""
+    options: dict[str, object] = {
+        "socket_connect_timeout": 5,
+        "socket_keepalive": True,
+        "health_check_interval": 30,
+        "retry_on_timeout": False,
+    }
+    options.update(kwargs)
+    return redis.Redis.from_url(url, **options)
+
+
+class Bus:
+    """Publish and replay readings on one channel and its stream."""
+
+    def __init__(self, client: redis.Redis, channel: str = "readings", retention: int = 3600):
+        self.client = client
+        self.channel = channel
+        self.stream = f"{channel}:stream"
+        self.published_key = f"{channel}:published"
+        self.recorded_key = f"{channel}:recorded"
+        self.errors_key = f"{channel}:errors"
+        self.retention_ms = retention * 1000
+        self._publish = client.register_script(_PUBLISH_LUA)
+
+    def publish(self, reading: Reading) -> str | None:
+        """Publish atomically; the stream id, or None if (source, sensor, seq) was seen."""
+        mark = "" if reading.seq is None else mark_field(reading.source, reading.sensor)
+        result = self._publish(
+            keys=[self.stream, self.published_key],
+            args=[self.channel, reading.to_json(), self.retention_ms, mark, reading.seq or 0],
+        )
+        return _text(result) if result else None
+
+    def read_after(self, last_id: str, count: int = 1000) -> list[Event]:
+        """Stream entries strictly after `last_id`, oldest first; bad ones skipped."""
+        rows = self.client.xrange(self.stream, min=f"({last_id}", count=count)
+        return [ev for ev in (_entry_event(i, f) for i, f in rows) if ev is not None]
+
+    def first_id(self) -> str | None:
+        """The oldest id the stream still holds, or None when it is empty."""
+        rows = self.client.xrange(self.stream, count=1)
+        return _text(rows[0][0]) if rows else None
+
+    def last_id(self) -> str | None:
+        """The newest id in the stream, or None when it is empty."""
+        rows = self.client.xrevrange(self.stream, count=1)
+        return _text(rows[0][0]) if rows else None
+
+    def recorded_marks(self) -> dict[tuple[str, str], int]:
+        """The recorder's high-water seq per (source, sensor)."""
+        raw = self.client.hgetall(self.recorded_key)
+        return {split_mark(_text(k)): int(v) for k, v in raw.items()}
+
+    def report_error(self, source: str, sensor: str, error: str | None, ts: float) -> None:
+        """Record (or clear, with None) the last error of a sensor for /api/sensors."""
+        field = mark_field(source, sensor)
+        if error is None:
+            self.client.hdel(self.errors_key, field)
+        else:
+            self.client.hset(self.errors_key, field, json.dumps({"error": error, "ts": ts}))
+
+    def sensor_errors(self) -> dict[tuple[str, str], dict[str, object]]:
+        """Every sensor's last error, as producers reported it."""
+        out = {}
+        for key, value in self.client.hgetall(self.errors_key).items():
+            try:
+                out[split_mark(_text(key))] = json.loads(value)
+            except ValueError:
+                continue
+        return out
+
+
+def mark_field(source: str, sensor: str) -> str:
+    """The hash field of a (source, sensor) pair; '/' is outside both charsets."""
+    return f"{source}/{sensor}"
+
+
+def split_mark(field: str) -> tuple[str, str]:
+    """Inverse of `mark_field`."""
+    source, _, sensor = field.partition("/")
+    return source, sensor
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _entry_event(entry_id: bytes | str, fields: dict) -> Event | None:
+    raw = fields.get(b"r", fields.get("r"))
+    try:
+        return Event(_text(entry_id), Reading.from_json(raw or b""))
+    except ReadingError:
+        return None

@@ -1,0 +1,139 @@
+"""The reading: one sample of one sensor, and its wire format (DESIGN.md s3)."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
+METRIC_RE = re.compile(r"[a-z][a-z0-9_]{0,63}")
+MAX_METRICS = 64
+# A reading with 64 metrics of long names is about 6 KB; anything far past
+# that on the wire is garbage or an attack, refused before json.loads.
+MAX_MESSAGE_BYTES = 16384
+UNIT_SUFFIXES = (
+    "_c", "_f", "_k", "_pct", "_hpa", "_pa", "_rpm", "_w", "_mw", "_v", "_mv",
+    "_a", "_ma", "_hz", "_mhz", "_bool", "_count", "_s", "_ms", "_bytes",
+    "_lux", "_ppm", "_ppb", "_db", "_j", "_kwh", "_m", "_mm", "_ugm3", "_idx",
+)
+_KEYS = frozenset({"source", "sensor", "ts", "seq", "values"})
+_MIN_TS = 946684800.0  # 2000-01-01: earlier means the clock was never set
+_MAX_TS = 4102444800.0  # 2100-01-01
+
+
+class ReadingError(ValueError):
+    """A reading that breaks the wire format; the message says which field."""
+
+
+def unit_of(metric: str) -> str:
+    """The unit suffix of a metric name, without the underscore."""
+    for suffix in sorted(UNIT_SUFFIXES, key=len, reverse=True):
+        if metric.endswith(suffix):
+            return suffix[1:]
+    return ""
+
+
+def check_name(what: str, value: object) -> str:
+    """A source or sensor name, or ReadingError naming the field."""
+    if not isinstance(value, str) or not NAME_RE.fullmatch(value):
+        raise ReadingError(f"{what} must be 1-64 characters of [A-Za-z0-9._-]")
+    return value
+
+
+def _check_number(what: str, value: object) -> float:
+    # bool is an int in Python; a JSON true is not a measurement.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ReadingError(f"{what} must be a number")
+    if not math.isfinite(value):
+        raise ReadingError(f"{what} must be finite")
+    return float(value)
+
+
+def _check_values(values: object) -> dict[str, float]:
+    if not isinstance(values, dict) or not values:
+        raise ReadingError("values must be a non-empty object")
+    if len(values) > MAX_METRICS:
+        raise ReadingError(f"values has more than {MAX_METRICS} metrics")
+    checked: dict[str, float] = {}
+    for name, value in values.items():
+        if not isinstance(name, str) or not METRIC_RE.fullmatch(name):
+            raise ReadingError(f"metric name {name!r:.80} must match [a-z][a-z0-9_]{{0,63}}")
+        if not unit_of(name):
+            raise ReadingError(f"metric {name} must end in a unit suffix such as _c or _pct")
+        checked[name] = _check_number(f"values.{name}", value)
+    return checked
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reading:
+    """One sample of one sensor: who measured what, when, in which order."""
+
+    source: str
+    sensor: str
+    ts: float
+    values: dict[str, float] = field(hash=False)
+    seq: int | None = None
+
+    def __post_init__(self) -> None:
+        check_name("source", self.source)
+        check_name("sensor", self.sensor)
+        ts = _check_number("ts", self.ts)
+        if not _MIN_TS <= ts <= _MAX_TS:
+            raise ReadingError("ts must be Unix seconds between 2000 and 2100")
+        object.__setattr__(self, "ts", ts)
+        if self.seq is not None and (
+            isinstance(self.seq, bool) or not isinstance(self.seq, int) or self.seq < 0
+        ):
+            raise ReadingError("seq must be a non-negative integer")
+        object.__setattr__(self, "values", _check_values(self.values))
+
+    @classmethod
+    def from_dict(cls, obj: object) -> Reading:
+        """Validate a decoded JSON object; unknown keys are refused."""
+        if not isinstance(obj, dict):
+            raise ReadingError("a reading must be a JSON object")
+        extra = set(obj) - _KEYS
+        if extra:
+            raise ReadingError(f"unknown key {sorted(map(str, extra))[0]!r:.80}")
+        missing = {"source", "sensor", "ts", "values"} - set(obj)
+        if missing:
+            raise ReadingError(f"missing key {sorted(missing)[0]!r}")
+        return cls(
+            source=obj["source"], sensor=obj["sensor"], ts=obj["ts"],
+            values=obj["values"], seq=obj.get("seq"),
+        )
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Reading:
+        """Parse and validate one reading from JSON text."""
+        if len(text) > MAX_MESSAGE_BYTES:
+            raise ReadingError(f"reading is larger than {MAX_MESSAGE_BYTES} bytes")
+        try:
+            obj = json.loads(text, parse_constant=_refuse_constant)
+        except (ValueError, RecursionError) as exc:
+            raise ReadingError(f"not JSON: {exc}") from None
+        return cls.from_dict(obj)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The wire object; `seq` only when known."""
+        out: dict[str, Any] = {"source": self.source, "sensor": self.sensor, "ts": self.ts}
+        if self.seq is not None:
+            out["seq"] = self.seq
+        out["values"] = dict(self.values)
+        return out
+
+    def to_json(self) -> str:
+        """Compact JSON; NaN can never be written."""
+        return json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """The (source, sensor) pair that `seq` counts within."""
+        return (self.source, self.sensor)
+
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not valid JSON")
