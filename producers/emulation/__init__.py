@@ -1,0 +1,1 @@
+"""Hardware-free stand-ins that the real drivers run against: chips, buses, sysfs trees."""
