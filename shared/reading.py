@@ -15,9 +15,36 @@ MAX_METRICS = 64
 # that on the wire is garbage or an attack, refused before json.loads.
 MAX_MESSAGE_BYTES = 16384
 UNIT_SUFFIXES = (
-    "_c", "_f", "_k", "_pct", "_hpa", "_pa", "_rpm", "_w", "_mw", "_v", "_mv",
-    "_a", "_ma", "_hz", "_mhz", "_bool", "_count", "_s", "_ms", "_bytes",
-    "_lux", "_ppm", "_ppb", "_db", "_j", "_kwh", "_m", "_mm", "_ugm3", "_idx",
+    "_c",
+    "_f",
+    "_k",
+    "_pct",
+    "_hpa",
+    "_pa",
+    "_rpm",
+    "_w",
+    "_mw",
+    "_v",
+    "_mv",
+    "_a",
+    "_ma",
+    "_hz",
+    "_mhz",
+    "_bool",
+    "_count",
+    "_s",
+    "_ms",
+    "_bytes",
+    "_lux",
+    "_ppm",
+    "_ppb",
+    "_db",
+    "_j",
+    "_kwh",
+    "_m",
+    "_mm",
+    "_ugm3",
+    "_idx",
 )
 _KEYS = frozenset({"source", "sensor", "ts", "seq", "values"})
 _MIN_TS = 946684800.0  # 2000-01-01: earlier means the clock was never set
@@ -102,8 +129,11 @@ class Reading:
         if missing:
             raise ReadingError(f"missing key {sorted(missing)[0]!r}")
         return cls(
-            source=obj["source"], sensor=obj["sensor"], ts=obj["ts"],
-            values=obj["values"], seq=obj.get("seq"),
+            source=obj["source"],
+            sensor=obj["sensor"],
+            ts=obj["ts"],
+            values=obj["values"],
+            seq=obj.get("seq"),
         )
 
     @classmethod

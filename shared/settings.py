@@ -66,6 +66,7 @@ class Settings:
     source: str = "localhost"
     interval: float = 1.0
     web_workers: int = 2
+    heartbeat: float = 15.0
     port: int = 9999
     bind: str = "127.0.0.1"
     bme280_address: int = 0x76
@@ -102,6 +103,7 @@ class Settings:
             source=source,
             interval=_float(env, "INTERVAL", 1.0, 0.01, 86400.0),
             web_workers=_int(env, "WEB_WORKERS", 2, 1, 64),
+            heartbeat=_float(env, "HEARTBEAT_INTERVAL", 15.0, 0.05, 60.0),
             port=_int(env, "PORT", 9999, 1, 65535),
             bind=env.get("BIND", "").strip() or "127.0.0.1",
             bme280_address=_int(env, "BME280_ADDRESS", 0x76, 0x03, 0x77),

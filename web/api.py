@@ -1,0 +1,139 @@
+"""The JSON and CSV API over the history (DESIGN.md section 4)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import redis
+from flask import Blueprint, Response, jsonify, request
+
+from shared import store
+from shared.reading import Reading, unit_of
+from web import params
+from web.db import get_db
+from web.services import services
+
+logger = logging.getLogger(__name__)
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+HOUR = 3600.0
+DAY = 86400.0
+MAX_RAW_SPAN = 31 * DAY
+MAX_SERIES_SPAN = 400 * DAY
+
+
+@bp.get("/sensors")
+def sensors() -> Response:
+    """Every known source/sensor with its metrics, last values and last error."""
+    latest = {e.reading.key: e.reading for e in store.latest(get_db())}
+    svc = services()
+    if svc.hub_started:
+        for key, data in svc.hub().latest.items():
+            live = Reading.from_json(data)
+            if key not in latest or live.ts >= latest[key].ts:
+                latest[key] = live
+    errors = _sensor_errors()
+    return jsonify(sensors=[_sensor_entry(r, errors.get(k)) for k, r in sorted(latest.items())])
+
+
+def _sensor_errors() -> dict[tuple[str, str], dict[str, object]]:
+    try:
+        return services().bus.sensor_errors()
+    except redis.RedisError as exc:
+        logger.warning("sensor errors unavailable: %s", exc)
+        return {}
+
+
+def _sensor_entry(reading: Reading, error: dict[str, object] | None) -> dict[str, object]:
+    return {
+        "source": reading.source,
+        "sensor": reading.sensor,
+        "metrics": {
+            name: {"last": value, "unit": unit_of(name)} for name, value in reading.values.items()
+        },
+        "last_seen": reading.ts,
+        "last_error": str(error["error"]) if error else None,
+    }
+
+
+def _selection() -> list[Reading]:
+    since, until = params.time_range(request.args, HOUR, MAX_RAW_SPAN)
+    return store.query_readings(
+        get_db(),
+        sources=sorted(params.names(request.args, "source") or ()),
+        sensors=sorted(params.names(request.args, "sensor") or ()),
+        since=since,
+        until=until,
+        limit=params.integer(request.args, "limit", 1000, 1, 10_000),
+    )
+
+
+@bp.get("/readings")
+def readings() -> Response:
+    """Raw readings, oldest first."""
+    return jsonify(readings=[r.to_dict() for r in _selection()])
+
+
+@bp.get("/series")
+def series() -> Response:
+    """One metric, downsampled to buckets of min/avg/max/n."""
+    source = params.required_name(request.args, "source")
+    sensor = params.required_name(request.args, "sensor")
+    metric = params.metric(request.args)
+    since, until = params.time_range(request.args, HOUR, MAX_SERIES_SPAN)
+    points = params.integer(request.args, "points", 300, 1, 5000)
+    buckets = store.series(
+        get_db(),
+        source=source,
+        sensor=sensor,
+        metric=metric,
+        since=since,
+        until=until,
+        points=points,
+    )
+    return jsonify(
+        source=source,
+        sensor=sensor,
+        metric=metric,
+        buckets=[{"t": b.t, "min": b.min, "avg": b.avg, "max": b.max, "n": b.n} for b in buckets],
+    )
+
+
+@bp.get("/export.csv")
+def export_csv() -> Response:
+    """The /api/readings selection as CSV, one row per metric value."""
+    rows = _selection()
+    headers = {"Content-Disposition": 'attachment; filename="readings.csv"'}
+    return Response(_csv_lines(rows), mimetype="text/csv", headers=headers)
+
+
+def _csv_lines(rows: list[Reading]) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["ts", "time_utc", "source", "sensor", "seq", "metric", "value"])
+    for r in rows:
+        when = datetime.fromtimestamp(r.ts, UTC).isoformat(timespec="milliseconds")
+        for metric, value in r.values.items():
+            # Names are [A-Za-z0-9._-]; a leading "-" could still be read as a
+            # formula by a spreadsheet, so quote it as text.
+            writer.writerow([r.ts, when, _cell(r.source), _cell(r.sensor), r.seq, metric, value])
+        if buffer.tell() > 65536:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def _cell(name: str) -> str:
+    return "'" + name if name.startswith("-") else name
+
+
+def error_body(message: str) -> str:
+    """The JSON error body every 4xx/5xx of the API uses."""
+    return json.dumps({"error": message})

@@ -1,0 +1,243 @@
+"""The hub: one Redis subscription per worker, fanned out to every SSE client.
+
+Each message is validated and encoded once per worker into a shared ring
+buffer; a client is a cursor into it. One wake-up per batch releases every
+waiting client at once (cheaper than a queue per client), and a client whose
+cursor falls off the ring's tail was too slow: it is dropped and resumes with
+Last-Event-ID.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import gevent
+import gevent.event
+import redis
+
+from shared.bus import Bus, Event, parse_message, stream_id_key
+from shared.reading import ReadingError
+from web.sse import encode_event
+
+logger = logging.getLogger(__name__)
+
+IdKey = tuple[int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One encoded event in the ring, with what a client filters on."""
+
+    key: IdKey | None
+    source: str
+    sensor: str
+    payload: bytes
+
+
+@dataclass(slots=True)
+class HubStats:
+    """Counters for /metrics; plain ints, read by the metrics exporter."""
+
+    received: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    reconnects: int = 0
+    clients: int = 0
+    dropped_slow: int = 0
+    events_out: int = 0
+    bytes_out: int = 0
+    last_received: float = 0.0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+
+class Overrun(Exception):
+    """The client's cursor fell off the ring's tail: it was too slow."""
+
+
+class Hub:
+    """Owns the worker's one subscription and the ring of encoded events."""
+
+    def __init__(
+        self,
+        pubsub_client: redis.Redis,
+        bus: Bus,
+        *,
+        ring_size: int = 8192,
+        seed: Callable[[], list[Event]] | None = None,
+    ) -> None:
+        self.redis = pubsub_client
+        self.bus = bus
+        self.size = ring_size
+        self._ring: list[Entry | None] = [None] * ring_size
+        self.head = 0  # absolute index of the next entry
+        self._wake = gevent.event.Event()
+        self.last_key: IdKey | None = None
+        self.last_id: str | None = None
+        self.latest: dict[tuple[str, str], bytes] = {}
+        self._seqs: dict[tuple[str, str], int] = {}
+        self._seed = seed
+        self.connected = False
+        self.stopping = False
+        self.stats = HubStats()
+        self._greenlet: gevent.Greenlet | None = None
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the listener greenlet once (in the worker, never the master)."""
+        if self._greenlet is None:
+            self._greenlet = gevent.spawn(self._run)
+
+    def stop(self) -> None:
+        """Tell clients to go (they reconnect elsewhere) and end the listener."""
+        self.stopping = True
+        self._notify()
+        if self._greenlet is not None:
+            self._greenlet.kill(block=False)
+
+    def _run(self) -> None:
+        self._load_seed()
+        backoff = 0.25
+        while not self.stopping:
+            try:
+                self._listen()
+            except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+                self.connected = False
+                self.stats.reconnects += 1
+                logger.warning("Redis subscription lost (%s); retrying in %.1fs", exc, backoff)
+                gevent.sleep(backoff * random.uniform(0.5, 1.0))
+                backoff = min(backoff * 2, 5.0)
+            else:
+                backoff = 0.25
+
+    def _load_seed(self) -> None:
+        if self._seed is None:
+            return
+        try:
+            for event in self._seed():
+                self.latest[event.reading.key] = event.reading.to_json().encode()
+        except Exception:  # the history is a nicety here, never a reason to stop
+            logger.exception("could not load the latest readings from the database")
+
+    def _listen(self) -> None:
+        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        try:
+            pubsub.subscribe(self.bus.channel)
+            if self.last_id is None:
+                self.last_id = self.bus.last_id()
+                self.last_key = stream_id_key(self.last_id) if self.last_id else None
+            else:
+                self._catch_up()
+            self.connected = True
+            logger.info("subscribed to Redis channel %r", self.bus.channel)
+            while not self.stopping:
+                self._pump(pubsub)
+        finally:
+            self.connected = False
+            pubsub.close()
+
+    def _pump(self, pubsub: redis.client.PubSub) -> None:
+        message = pubsub.get_message(timeout=1.0)
+        if message is None:
+            return
+        added = self.accept_message(message["data"])
+        # Drain what is already buffered so a burst costs one wake-up.
+        for _ in range(1000):
+            message = pubsub.get_message(timeout=0)
+            if message is None:
+                break
+            added += self.accept_message(message["data"])
+        if added:
+            self._notify()
+
+    def _catch_up(self) -> None:
+        """After a reconnect, read the stream from the last id delivered."""
+        while self.last_id is not None:
+            events = self.bus.read_after(self.last_id, count=1000)
+            if not events:
+                return
+            for event in events:
+                self.accept(event)
+            self._notify()
+
+    # -- intake ------------------------------------------------------------
+
+    def accept_message(self, data: bytes | str) -> int:
+        """Validate one channel message and add it; 1 if added, else 0."""
+        self.stats.received += 1
+        try:
+            event = parse_message(data)
+        except ReadingError as exc:
+            self.stats.rejected += 1
+            reason = str(exc).split(":")[0][:60]
+            self.stats.reasons[reason] = self.stats.reasons.get(reason, 0) + 1
+            logger.warning("dropped a message on %r: %s", self.bus.channel, exc)
+            return 0
+        return self.accept(event)
+
+    def accept(self, event: Event) -> int:
+        """Add a valid event unless it repeats one already delivered."""
+        reading = event.reading
+        key = None
+        if event.id is not None:
+            key = stream_id_key(event.id)
+            if self.last_key is not None and key <= self.last_key:
+                self.stats.duplicates += 1
+                return 0
+        if reading.seq is not None:
+            # A producer re-sending its outbox after Redis came back empty.
+            last_seq = self._seqs.get(reading.key)
+            if last_seq is not None and reading.seq <= last_seq:
+                self.stats.duplicates += 1
+                return 0
+            self._seqs[reading.key] = reading.seq
+        if key is not None:
+            self.last_key, self.last_id = key, event.id
+        data = reading.to_json()
+        self.latest[reading.key] = data.encode()
+        self._append(
+            Entry(key, reading.source, reading.sensor, encode_event(data, event_id=event.id))
+        )
+        self.stats.last_received = time.time()
+        return 1
+
+    def _append(self, entry: Entry) -> None:
+        self._ring[self.head % self.size] = entry
+        self.head += 1
+
+    def _notify(self) -> None:
+        wake, self._wake = self._wake, gevent.event.Event()
+        wake.set()
+
+    # -- clients -----------------------------------------------------------
+
+    def wait(self, cursor: int, timeout: float) -> bool:
+        """Block until entries exist past `cursor` (True) or `timeout` passes."""
+        if cursor < self.head or self.stopping:
+            return True
+        return self._wake.wait(timeout)
+
+    def entries(self, cursor: int) -> Iterator[Entry]:
+        """Entries from `cursor` to the head; Overrun if some were overwritten."""
+        if self.head - cursor > self.size:
+            raise Overrun(f"{self.head - cursor} events behind")
+        ring, size = self._ring, self.size
+        for index in range(cursor, self.head):
+            entry = ring[index % size]
+            assert entry is not None
+            yield entry
+
+    @contextmanager
+    def client(self) -> Iterator[int]:
+        """Register a client for metrics; yields its starting cursor."""
+        self.start()
+        self.stats.clients += 1
+        try:
+            yield self.head
+        finally:
+            self.stats.clients -= 1

@@ -1,0 +1,67 @@
+"""The dashboard page, health and readiness, and headers every response gets."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+from flask import Blueprint, Flask, Response, jsonify, render_template
+
+from web.db import HistoryUnavailable, get_db
+from web.services import services
+
+bp = Blueprint("pages", __name__)
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
+    "form-action 'self'"
+)
+
+
+@bp.get("/")
+def index() -> str:
+    """The dashboard."""
+    return render_template("index.html")
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    """The process answers."""
+    return jsonify(status="ok")
+
+
+@bp.get("/readyz")
+def readyz() -> tuple[Response, int]:
+    """Ready: the worker's Redis subscription is live and the history readable."""
+    problems = []
+    hub = services().hub()
+    if not hub.connected:
+        problems.append("the Redis subscription is not live")
+    try:
+        get_db().execute("SELECT 1 FROM readings LIMIT 1").fetchall()
+    except (HistoryUnavailable, sqlite3.Error) as exc:
+        problems.append(str(exc))
+    body = {
+        "ready": not problems,
+        "problems": problems,
+        "last_event_age_s": round(time.time() - hub.stats.last_received, 3)
+        if hub.stats.last_received
+        else None,
+    }
+    return jsonify(body), 200 if not problems else 503
+
+
+def security_headers(response: Response) -> Response:
+    """Strict defaults: no inline script, no sniffing, no framing, no referrer."""
+    response.headers.setdefault("Content-Security-Policy", CSP)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    return response
+
+
+def init_app(app: Flask) -> None:
+    """Register the page routes and the headers."""
+    app.register_blueprint(bp)
+    app.after_request(security_headers)

@@ -1,0 +1,104 @@
+"""Query parameters: parsed and validated, or a 400 that names the parameter."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+from shared.reading import METRIC_RE, NAME_RE
+
+MAX_LIST = 32
+
+
+class BadParameter(ValueError):
+    """A query parameter that cannot be used; answered with HTTP 400."""
+
+    def __init__(self, name: str, problem: str) -> None:
+        super().__init__(f"parameter {name!r}: {problem}")
+        self.name = name
+
+
+def names(args: Mapping[str, str], name: str) -> frozenset[str] | None:
+    """A comma list of source or sensor names; None when absent or empty."""
+    raw = args.get(name, "")
+    if not raw:
+        return None
+    items = [item.strip() for item in raw.split(",") if item.strip()]
+    if len(items) > MAX_LIST:
+        raise BadParameter(name, f"at most {MAX_LIST} names")
+    for item in items:
+        if not NAME_RE.fullmatch(item):
+            raise BadParameter(name, "names are 1-64 characters of [A-Za-z0-9._-]")
+    return frozenset(items) or None
+
+
+def required_name(args: Mapping[str, str], name: str) -> str:
+    """One source or sensor name that must be present."""
+    value = args.get(name, "").strip()
+    if not value:
+        raise BadParameter(name, "is required")
+    if not NAME_RE.fullmatch(value):
+        raise BadParameter(name, "must be 1-64 characters of [A-Za-z0-9._-]")
+    return value
+
+
+def metric(args: Mapping[str, str], name: str = "metric") -> str:
+    """A metric name that must be present."""
+    value = args.get(name, "").strip()
+    if not value:
+        raise BadParameter(name, "is required")
+    if not METRIC_RE.fullmatch(value):
+        raise BadParameter(name, "must match [a-z][a-z0-9_]{0,63}")
+    return value
+
+
+def timestamp(args: Mapping[str, str], name: str, default: float) -> float:
+    """Unix seconds or ISO 8601 (naive means UTC), between 1970 and 2100."""
+    raw = args.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = _iso(name, raw)
+    if not math.isfinite(value) or not 0 <= value <= 4102444800:
+        raise BadParameter(name, "must be a time between 1970 and 2100")
+    return value
+
+
+def _iso(name: str, raw: str) -> float:
+    try:
+        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadParameter(name, "must be Unix seconds or ISO 8601") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
+
+
+def integer(args: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    """A bounded integer."""
+    raw = args.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or len(raw) > 9:
+        raise BadParameter(name, f"must be an integer from {low} to {high}")
+    value = int(raw)
+    if not low <= value <= high:
+        raise BadParameter(name, f"must be an integer from {low} to {high}")
+    return value
+
+
+def time_range(
+    args: Mapping[str, str], default_span: float, max_span: float
+) -> tuple[float, float]:
+    """`since` and `until`, ordered, and no wider than `max_span` seconds."""
+    until = timestamp(args, "until", time.time())
+    since = timestamp(args, "since", until - default_span)
+    if since >= until:
+        raise BadParameter("since", "must be before until")
+    if until - since > max_span:
+        raise BadParameter("since", f"the range may span at most {max_span / 86400:g} days")
+    return since, until

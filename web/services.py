@@ -1,0 +1,87 @@
+"""What a worker holds for every request: settings, the Redis clients, the hub."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+from flask import current_app
+
+from shared import store
+from shared.bus import Bus, Event, connect
+from shared.settings import Settings
+from web.hub import Hub
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+# Resumes and API calls share a few connections; a burst of them waits
+# for one instead of opening a connection per browser (flask-sse's flaw).
+REDIS_POOL_SIZE = 8
+
+
+@dataclass
+class Services:
+    """One per app (so one per gunicorn worker): created in the worker only."""
+
+    settings: Settings
+    redis: redis.Redis
+    bus: Bus
+    _hub: Hub | None = field(default=None, repr=False)
+
+    @classmethod
+    def create(cls, settings: Settings) -> Services:
+        """Build the clients; nothing connects until first used."""
+        url = settings.redis_url or DEFAULT_REDIS_URL
+        pool = redis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=REDIS_POOL_SIZE,
+            timeout=5,
+            socket_connect_timeout=5,
+            socket_keepalive=True,
+            health_check_interval=30,
+        )
+        client = redis.Redis(connection_pool=pool)
+        bus = Bus(client, settings.redis_channel, settings.stream_retention)
+        return cls(settings=settings, redis=client, bus=bus)
+
+    def hub(self) -> Hub:
+        """The worker's hub, started on first use (never in the gunicorn master)."""
+        if self._hub is None:
+            url = self.settings.redis_url or DEFAULT_REDIS_URL
+            # The subscription gets a client of its own so a busy pool can
+            # never starve it.
+            self._hub = Hub(connect(url), self.bus, seed=self.latest_from_db)
+            self._hub.start()
+        return self._hub
+
+    @property
+    def hub_started(self) -> bool:
+        """True once a request in this worker started the hub."""
+        return self._hub is not None
+
+    def latest_from_db(self) -> list[Event]:
+        """The newest stored reading per sensor (empty if there is no database)."""
+        path = Path(self.settings.database_path)
+        if not path.exists():
+            return []
+        conn = store.connect(path, readonly=True)
+        try:
+            return store.latest(conn)
+        finally:
+            conn.close()
+
+    def history(self, last_id: str, limit: int) -> list[Event]:
+        """Stored events after a stream id, for resumes the stream cannot serve."""
+        conn = store.connect(self.settings.database_path, readonly=True)
+        try:
+            return store.events_after(conn, last_id, limit=limit)
+        finally:
+            conn.close()
+
+
+def services() -> Services:
+    """The current app's services."""
+    return current_app.extensions["sensor_display"]

@@ -1,0 +1,296 @@
+// The charts of one sensor: one Chart.js canvas per unit (small multiples read
+// better than one chart with three y axes: °C, % and hPa share no scale), a
+// dataset triple per metric (max and min drawn as a band, avg as the line).
+/* global Chart */
+import { formatValue, metricLabel, unitLabel, unitSymbol, valueSuffix } from "./format.js";
+import { theme } from "./theme.js";
+
+// Live mode keeps at most this many points per metric, whatever the rate.
+const LIVE_MAX_POINTS = 2000;
+
+const TIME_FORMATS = {
+  millisecond: "HH:mm:ss.SSS",
+  second: "HH:mm:ss",
+  minute: "HH:mm",
+  hour: "HH:mm",
+  day: "MMM d",
+  week: "MMM d",
+  month: "MMM yyyy",
+  quarter: "MMM yyyy",
+  year: "yyyy",
+};
+
+/** A {x, y: null} between two points further apart than `gap`, so the line breaks there. */
+function withGaps(points, gap) {
+  const out = [];
+  for (const point of points) {
+    const previous = out[out.length - 1];
+    if (previous && point.x - previous.x > gap) out.push({ x: (point.x + previous.x) / 2, y: null });
+    out.push(point);
+  }
+  return out;
+}
+
+export class SensorCharts {
+  /**
+   * @param {HTMLElement} container  the sensor's chart area; carries the test hooks
+   * @param {HTMLTemplateElement} template  the markup of one chart
+   */
+  constructor(container, template) {
+    this.container = container;
+    this.template = template;
+    this.units = new Map(); // unit -> {figure, chart, metrics: []}
+    this.metrics = new Map(); // metric -> {unit, color, avg, max, min}
+    this.range = "live";
+    this.window = { since: 0, until: 0 };
+    this.liveGap = Infinity;
+    this.frame = 0;
+    this.draws = 0;
+    this.state = "";
+  }
+
+  /** Make room for a metric: its unit's chart (created on first use) and its datasets. */
+  ensureMetric(metric, unit, color) {
+    if (this.metrics.has(metric)) return;
+    const unitChart = this.units.get(unit) || this.createChart(unit);
+    const label = metricLabel(metric);
+    const common = { metric, parsing: false, pointRadius: 0, borderWidth: 0, data: [] };
+    const max = { ...common, role: "max", label: `${label} max`, fill: "+1" };
+    const min = { ...common, role: "min", label: `${label} min`, fill: false };
+    const avg = { ...common, role: "avg", label, borderWidth: 1.75, fill: false };
+    avg.stepped = unit === "bool";
+    unitChart.chart.data.datasets.push(max, min, avg);
+    unitChart.metrics.push(metric);
+    this.metrics.set(metric, { unit, color, avg, max, min });
+    this.applyColors(unitChart);
+    unitChart.chart.options.plugins.legend.display = unitChart.metrics.length > 1;
+    this.schedule(unitChart);
+  }
+
+  createChart(unit) {
+    const figure = this.template.content.firstElementChild.cloneNode(true);
+    figure.dataset.unit = unit;
+    const symbol = unitSymbol(unit);
+    figure.querySelector(".chart-title").textContent = unitLabel(unit);
+    figure.querySelector(".chart-unit").textContent = symbol;
+    const canvas = figure.querySelector("canvas");
+    canvas.setAttribute("aria-label", `${unitLabel(unit)} over time${symbol ? `, in ${symbol}` : ""}`);
+    // Charts sorted by unit name, so the order does not depend on arrival order.
+    const after = [...this.container.children].find((el) => el.dataset.unit > unit);
+    this.container.insertBefore(figure, after || null);
+    const chart = new Chart(canvas, this.options(unit));
+    const unitChart = { unit, figure, chart, metrics: [] };
+    this.units.set(unit, unitChart);
+    return unitChart;
+  }
+
+  options(unit) {
+    const colors = theme();
+    return {
+      type: "line",
+      data: { datasets: [] },
+      options: {
+        animation: false,
+        responsive: true,
+        maintainAspectRatio: false,
+        normalized: true,
+        spanGaps: false,
+        interaction: { mode: "nearest", axis: "x", intersect: false },
+        scales: {
+          x: {
+            type: "time",
+            time: { displayFormats: TIME_FORMATS, tooltipFormat: "PP HH:mm:ss" },
+            ticks: { maxRotation: 0, autoSkipPadding: 16, color: colors.muted },
+            grid: { color: colors.grid },
+            border: { display: false },
+          },
+          y: {
+            grace: "8%",
+            ticks: {
+              maxTicksLimit: 5,
+              color: colors.muted,
+              callback: (value) => formatValue(unit === "bool" ? "bool" : "", value),
+            },
+            grid: { color: colors.grid },
+            border: { display: false },
+            ...(unit === "bool" ? { min: 0, max: 1, ticks: { stepSize: 1, color: colors.muted, callback: (v) => (v ? "on" : "off") } } : {}),
+          },
+        },
+        plugins: {
+          legend: {
+            display: false,
+            align: "start",
+            labels: {
+              boxWidth: 10,
+              boxHeight: 2,
+              color: colors.text,
+              filter: (item, data) => data.datasets[item.datasetIndex].role === "avg",
+            },
+            onClick: (event, item, legend) => this.toggleMetric(legend.chart, item.datasetIndex),
+          },
+          tooltip: {
+            filter: (item) => item.dataset.role === "avg" && item.raw.y !== null,
+            callbacks: { label: (item) => this.tooltipLabel(unit, item) },
+          },
+          decimation: { enabled: true, algorithm: "min-max" },
+        },
+      },
+    };
+  }
+
+  tooltipLabel(unit, item) {
+    const raw = item.raw;
+    const suffix = valueSuffix(unit);
+    const value = `${formatValue(unit, raw.y)}${suffix ? ` ${suffix}` : ""}`;
+    const band =
+      raw.min !== undefined && raw.max !== undefined && raw.min !== raw.max
+        ? ` (${formatValue(unit, raw.min)} – ${formatValue(unit, raw.max)})`
+        : "";
+    return ` ${item.dataset.label}: ${value}${band}`;
+  }
+
+  /** A legend click hides the metric's line and its band together. */
+  toggleMetric(chart, index) {
+    const metric = chart.data.datasets[index].metric;
+    const visible = chart.isDatasetVisible(index);
+    chart.data.datasets.forEach((dataset, i) => {
+      if (dataset.metric === metric) chart.setDatasetVisibility(i, !visible);
+    });
+    chart.update("none");
+  }
+
+  applyColors(unitChart) {
+    const colors = theme();
+    for (const dataset of unitChart.chart.data.datasets) {
+      const color = colors.series[this.metrics.get(dataset.metric)?.color ?? 0];
+      dataset.borderColor = color;
+      dataset.backgroundColor = dataset.role === "avg" ? color : colors.band(color);
+      dataset.pointHoverBackgroundColor = color;
+    }
+  }
+
+  /** Re-read the theme (light/dark switched) and repaint. */
+  retheme() {
+    const colors = theme();
+    for (const unitChart of this.units.values()) {
+      const { options } = unitChart.chart;
+      for (const axis of [options.scales.x, options.scales.y]) {
+        axis.ticks.color = colors.muted;
+        axis.grid.color = colors.grid;
+      }
+      options.plugins.legend.labels.color = colors.text;
+      this.applyColors(unitChart);
+      this.schedule(unitChart);
+    }
+  }
+
+  /**
+   * Draw a range from /api/series: buckets per metric, [since, until] in Unix seconds.
+   * In the live range the band is left out: 15 minutes of raw points need none.
+   */
+  setHistory(range, since, until, bucketsByMetric, bucketSeconds) {
+    const gap = Math.max(bucketSeconds * 2.5, 5) * 1000;
+    for (const [metric, buckets] of bucketsByMetric) {
+      const entry = this.metrics.get(metric);
+      if (!entry) continue;
+      const avg = buckets.map((b) => ({ x: b.t * 1000, y: b.avg, min: b.min, max: b.max }));
+      if (range === "live") {
+        // Readings that arrived while the backfill was in flight stay, after it.
+        const end = avg.length ? avg[avg.length - 1].x : -Infinity;
+        const keep = this.range === "live" ? entry.avg.data.filter((p) => p.x > end && p.y !== null) : [];
+        avg.push(...keep);
+      }
+      entry.avg.data = withGaps(avg, gap);
+      const band = range !== "live";
+      entry.max.data = band ? withGaps(buckets.map((b) => ({ x: b.t * 1000, y: b.max })), gap) : [];
+      entry.min.data = band ? withGaps(buckets.map((b) => ({ x: b.t * 1000, y: b.min })), gap) : [];
+    }
+    this.range = range;
+    this.setWindow(since, until);
+    this.state = "ready";
+    for (const unitChart of this.units.values()) this.schedule(unitChart);
+  }
+
+  /** Say a range is being fetched (data-state="loading" until it is drawn). */
+  setLoading(range) {
+    this.state = "loading";
+    this.container.dataset.state = "loading";
+    this.container.dataset.range = range;
+  }
+
+  /** Say a range could not be fetched; the charts keep what they had. */
+  setFailed(range) {
+    this.state = "error";
+    this.container.dataset.state = "error";
+    this.container.dataset.range = range;
+  }
+
+  /** The live view's expected spacing between readings; a longer silence is drawn as a gap. */
+  setLiveInterval(seconds) {
+    this.liveGap = Math.max(5, seconds * 4) * 1000;
+  }
+
+  /** Append one reading to the live view and slide its window. Ignored in other ranges. */
+  appendLive(ts, values, windowSeconds) {
+    if (this.range !== "live") return;
+    const x = ts * 1000;
+    for (const [metric, y] of Object.entries(values)) {
+      const entry = this.metrics.get(metric);
+      if (!entry) continue;
+      const data = entry.avg.data;
+      const last = data[data.length - 1];
+      // The stream replays the latest reading on every connect: draw each once.
+      if (last && x <= last.x) continue;
+      if (last && x - last.x > this.liveGap) data.push({ x: (x + last.x) / 2, y: null });
+      data.push({ x, y });
+      const oldest = x - windowSeconds * 1000;
+      while (data.length && (data[0].x < oldest || data.length > LIVE_MAX_POINTS)) data.shift();
+      this.schedule(this.units.get(entry.unit));
+    }
+    this.setWindow(ts - windowSeconds, ts);
+  }
+
+  setWindow(since, until) {
+    this.window = { since, until };
+    for (const { chart } of this.units.values()) {
+      chart.options.scales.x.min = since * 1000;
+      chart.options.scales.x.max = until * 1000;
+    }
+  }
+
+  /** Redraw on the next frame: many readings in one frame cost one draw, a hidden tab none. */
+  schedule(unitChart) {
+    if (!unitChart) return;
+    unitChart.dirty = true;
+    if (this.frame) return;
+    this.frame = requestAnimationFrame(() => {
+      this.frame = 0;
+      for (const each of this.units.values()) {
+        if (!each.dirty) continue;
+        each.dirty = false;
+        each.chart.update("none");
+      }
+      this.markDrawn();
+    });
+  }
+
+  /** Test and debugging hooks on the container: which range is drawn, with how many points. */
+  markDrawn() {
+    let points = 0;
+    for (const entry of this.metrics.values()) {
+      for (const point of entry.avg.data) if (point.y !== null) points += 1;
+    }
+    this.draws += 1;
+    this.container.dataset.range = this.range;
+    this.container.dataset.points = String(points);
+    this.container.dataset.draws = String(this.draws);
+    if (this.state) this.container.dataset.state = this.state;
+  }
+
+  destroy() {
+    cancelAnimationFrame(this.frame);
+    for (const { chart } of this.units.values()) chart.destroy();
+    this.units.clear();
+    this.metrics.clear();
+  }
+}

@@ -1,0 +1,232 @@
+// The dashboard: a snapshot from /api/sensors, history from /api/series, then
+// live readings from one EventSource (DESIGN.md section 6).
+/* global Chart */
+import { exportUrl, fetchSensors, fetchSeries, RANGES } from "./api.js";
+import { showConnection } from "./connection.js";
+import { LiveStream } from "./stream.js";
+import { theme, watchTheme } from "./theme.js";
+import { SensorView } from "./view.js";
+
+const SENSORS_REFRESH_MS = 30000; // last_error and sensors that went quiet come from here
+const LIVE_BACKFILL_POINTS = 450; // 2-second buckets over the live 15 minutes
+const HISTORY_REFRESH_MS = { "1h": 30000, "24h": 120000, "7d": 600000, "30d": 1800000 };
+
+const views = new Map(); // "source/sensor" -> SensorView
+const sensorsEl = document.getElementById("sensors");
+const emptyEl = document.getElementById("empty");
+const noticeEl = document.getElementById("notice");
+const dashboardEl = document.getElementById("dashboard");
+
+const pageQuery = new URLSearchParams(location.search);
+const filters = new URLSearchParams();
+for (const name of ["source", "sensor"]) {
+  if (pageQuery.get(name)) filters.set(name, pageQuery.get(name));
+}
+let range = pageQuery.get("range") in RANGES ? pageQuery.get("range") : "live";
+let historyTimer = 0;
+
+/** Whether a source/sensor passes the page's ?source= / ?sensor= filters (comma lists). */
+function wanted(source, sensor) {
+  const match = (name, value) => {
+    const list = filters.get(name);
+    return !list || list.split(",").map((s) => s.trim()).includes(value);
+  };
+  return match("source", source) && match("sensor", sensor);
+}
+
+function now() {
+  return Date.now() / 1000;
+}
+
+/** The view of a sensor, created (and placed in name order) on first sight. */
+function viewOf(source, sensor) {
+  const key = `${source}/${sensor}`;
+  let view = views.get(key);
+  if (view) return view;
+  view = new SensorView(source, sensor);
+  views.set(key, view);
+  const after = [...views.values()]
+    .filter((other) => other !== view && other.key.localeCompare(key) > 0)
+    .sort((a, b) => a.key.localeCompare(b.key))[0];
+  sensorsEl.insertBefore(view.el, after ? after.el : null);
+  emptyEl.hidden = true;
+  view.tick(now());
+  return view;
+}
+
+/** Merge a /api/sensors answer into the page. */
+function applySnapshot(list) {
+  const created = [];
+  for (const item of list) {
+    if (!item || typeof item.source !== "string" || typeof item.sensor !== "string") continue;
+    if (!wanted(item.source, item.sensor)) continue;
+    const isNew = !views.has(`${item.source}/${item.sensor}`);
+    const view = viewOf(item.source, item.sensor);
+    let added = isNew;
+    for (const [metric, info] of Object.entries(item.metrics || {})) {
+      added = view.addMetric(metric, info?.unit) || added;
+      view.setValue(metric, info?.last);
+    }
+    view.setLastSeen(item.last_seen);
+    view.setError(item.last_error);
+    view.tick(now());
+    if (added) created.push(view);
+  }
+  return created;
+}
+
+function onReading(reading) {
+  const { source, sensor, ts, values } = reading;
+  if (typeof source !== "string" || typeof sensor !== "string" || !wanted(source, sensor)) return;
+  if (typeof ts !== "number" || !values || typeof values !== "object") return;
+  const fresh = !views.has(`${source}/${sensor}`);
+  const view = viewOf(source, sensor);
+  for (const [metric, value] of Object.entries(values)) {
+    view.addMetric(metric);
+    view.setValue(metric, value);
+  }
+  view.seen(ts, now());
+  view.charts.appendLive(ts, values, RANGES.live);
+  // A sensor first seen on the stream gets its charts at once, and its history behind them.
+  if (fresh) loadHistory(view, { quiet: true });
+}
+
+/** [since, until] in Unix seconds for a range, ending now. */
+function windowOf(name) {
+  const until = now();
+  return [until - RANGES[name], until];
+}
+
+/** Buckets to ask for: about one per two pixels of chart, within what the server is asked to do. */
+function pointsFor(view, name) {
+  if (name === "live") return LIVE_BACKFILL_POINTS;
+  const width = view.el.querySelector(".chart")?.clientWidth || view.el.clientWidth || 600;
+  return Math.max(120, Math.min(600, Math.round(width / 2)));
+}
+
+/** Fetch and draw one sensor's metrics for the current range; older answers are dropped. */
+async function loadHistory(view, { quiet = false } = {}) {
+  const name = range;
+  const token = (view.historyToken = (view.historyToken || 0) + 1);
+  if (!quiet) view.charts.setLoading(name);
+  const [since, until] = windowOf(name);
+  const points = pointsFor(view, name);
+  view.setExport(exportUrl(view.source, view.sensor, since, until));
+  try {
+    const metrics = [...view.metrics.keys()];
+    const answers = await Promise.all(
+      metrics.map((metric) =>
+        fetchSeries({ source: view.source, sensor: view.sensor, metric, since, until, points }),
+      ),
+    );
+    if (token !== view.historyToken || name !== range) return;
+    const byMetric = new Map(metrics.map((metric, i) => [metric, answers[i]]));
+    view.charts.setHistory(name, since, until, byMetric, (until - since) / points);
+  } catch (error) {
+    if (token !== view.historyToken) return;
+    console.warn("history:", error.message);
+    view.charts.setFailed(name);
+    showNotice(`History for ${view.key} could not be loaded (${error.message}); retrying shortly.`);
+  }
+}
+
+function loadAllHistory(options) {
+  return Promise.all([...views.values()].map((view) => loadHistory(view, options)));
+}
+
+/** Longer ranges refresh on a timer, the live one moves with every reading. */
+function scheduleHistoryRefresh() {
+  clearInterval(historyTimer);
+  if (range === "live") return;
+  historyTimer = setInterval(() => loadAllHistory({ quiet: true }), HISTORY_REFRESH_MS[range]);
+}
+
+function showNotice(text) {
+  noticeEl.textContent = text;
+  noticeEl.hidden = !text;
+}
+
+async function refreshSensors() {
+  try {
+    const created = applySnapshot(await fetchSensors());
+    showNotice("");
+    await Promise.all(created.map((view) => loadHistory(view)));
+  } catch (error) {
+    console.warn("sensors:", error.message);
+  }
+}
+
+/** The server lost our place in the stream: take a new snapshot and redraw the history. */
+async function onReset() {
+  try {
+    applySnapshot(await fetchSensors());
+  } catch (error) {
+    console.warn("reset:", error.message);
+  }
+  await loadAllHistory({ quiet: true });
+}
+
+function setRange(name) {
+  if (!(name in RANGES) || name === range) return;
+  range = name;
+  const query = new URLSearchParams(location.search);
+  if (name === "live") query.delete("range");
+  else query.set("range", name);
+  const qs = query.toString();
+  history.replaceState(null, "", qs ? `?${qs}` : location.pathname);
+  scheduleHistoryRefresh();
+  loadAllHistory();
+}
+
+function setupRangeSelector() {
+  const selector = document.getElementById("range");
+  const current = selector.querySelector(`input[value="${range}"]`);
+  if (current) current.checked = true;
+  selector.addEventListener("change", (event) => setRange(event.target.value));
+}
+
+function setupChartDefaults() {
+  const colors = theme();
+  Chart.defaults.font.family = colors.font;
+  Chart.defaults.font.size = 11;
+  Chart.defaults.color = colors.muted;
+  watchTheme((next) => {
+    Chart.defaults.color = next.muted;
+    for (const view of views.values()) view.charts.retheme();
+  });
+}
+
+async function start() {
+  setupChartDefaults();
+  setupRangeSelector();
+  const stream = new LiveStream({
+    filters,
+    onReading,
+    onReset,
+    onState: (state, detail) => showConnection(state, detail),
+  });
+  document.querySelector(".connection-retry").addEventListener("click", () => stream.retryNow());
+  addEventListener("online", () => stream.retryNow());
+  addEventListener("pagehide", () => stream.close());
+  setInterval(() => {
+    const t = now();
+    for (const view of views.values()) view.tick(t);
+    showConnection(stream.state, { retryAt: stream.retryAt, failures: stream.failures });
+  }, 1000);
+  setInterval(refreshSensors, SENSORS_REFRESH_MS);
+
+  // The snapshot first, so cards exist before the first live reading; the
+  // stream opens right after, and history fills the charts while it runs.
+  try {
+    applySnapshot(await fetchSensors());
+  } catch (error) {
+    showNotice(`Could not load the sensor list (${error.message}); live values will still appear.`);
+  }
+  stream.open();
+  emptyEl.hidden = views.size > 0;
+  scheduleHistoryRefresh();
+  await loadAllHistory();
+  dashboardEl.dataset.ready = "true";
+}
+
+start();

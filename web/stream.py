@@ -1,0 +1,214 @@
+"""GET /stream: the live feed, resumable with Last-Event-ID on any replica."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import sqlite3
+from collections.abc import Callable, Generator, Iterable, Iterator
+from dataclasses import dataclass
+
+import redis
+from flask import Blueprint, Response, request
+
+from shared.bus import Event, stream_id_key
+from web import params
+from web.hub import Hub, IdKey, Overrun
+from web.services import services
+from web.sse import encode_comment, encode_event, encode_id, encode_retry
+
+logger = logging.getLogger(__name__)
+
+RETRY_MS = 2000
+# A client further behind than this reloads its history instead of replaying.
+MAX_BACKFILL = 50_000
+_PAGE = 1000
+
+History = Callable[[str, int], list[Event]]
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """Which (source, sensor) pairs a client asked for; None means all."""
+
+    sources: frozenset[str] | None = None
+    sensors: frozenset[str] | None = None
+
+    def match(self, source: str, sensor: str) -> bool:
+        """True if an event of this source and sensor is wanted."""
+        return (self.sources is None or source in self.sources) and (
+            self.sensors is None or sensor in self.sensors
+        )
+
+
+class CannotResume(Exception):
+    """Neither the stream nor the database holds what follows the client's id."""
+
+
+def stream_events(
+    hub: Hub,
+    wanted: Filter,
+    last_id: str | None,
+    *,
+    heartbeat: float,
+    history: History | None,
+) -> Iterator[bytes]:
+    """The whole response body of one client, as chunks of SSE bytes."""
+    with hub.client() as cursor:
+        # Taken at the same instant as the cursor: nothing is missed or doubled.
+        snapshot = _snapshot(hub, wanted)
+        opening = encode_retry(RETRY_MS) + encode_comment("connected")
+        resumed: IdKey | None = None
+        if last_id is None:
+            yield opening + snapshot
+        else:
+            yield opening
+            try:
+                resumed, _ = yield from _backfill(hub, wanted, last_id, history)
+            except CannotResume as exc:
+                logger.info("cannot resume after %s: %s", last_id, exc)
+                yield encode_event(json.dumps({"reason": str(exc)}), event="reset") + snapshot
+        yield from _live(hub, wanted, cursor, resumed, heartbeat)
+
+
+def _snapshot(hub: Hub, wanted: Filter) -> bytes:
+    parts = [
+        encode_event(data.decode())
+        for (source, sensor), data in sorted(hub.latest.items())
+        if wanted.match(source, sensor)
+    ]
+    if hub.last_id is not None:
+        parts.append(encode_id(hub.last_id))
+    return b"".join(parts)
+
+
+def _live(
+    hub: Hub, wanted: Filter, cursor: int, resumed: IdKey | None, heartbeat: float
+) -> Iterator[bytes]:
+    while True:
+        if not hub.wait(cursor, heartbeat):
+            yield encode_comment("hb")
+            continue
+        if hub.stopping:
+            # Spread the reconnects of every client over a few seconds.
+            yield encode_retry(random.randint(500, 5000))
+            return
+        try:
+            parts = [
+                e.payload
+                for e in hub.entries(cursor)
+                if wanted.match(e.source, e.sensor)
+                and (resumed is None or e.key is None or e.key > resumed)
+            ]
+        except Overrun as exc:
+            hub.stats.dropped_slow += 1
+            logger.info("dropped a slow client: %s", exc)
+            return
+        cursor = hub.head
+        if parts:
+            chunk = b"".join(parts)
+            hub.stats.events_out += len(parts)
+            hub.stats.bytes_out += len(chunk)
+            yield chunk
+
+
+def _backfill(
+    hub: Hub, wanted: Filter, last_id: str, history: History | None
+) -> Generator[bytes, None, tuple[IdKey, int]]:
+    """Replay everything after `last_id`; return the last key sent."""
+    try:
+        position = stream_id_key(last_id)
+    except ValueError:
+        raise CannotResume("the Last-Event-ID is not one of ours") from None
+    sent = 0
+    seqs: dict[tuple[str, str], int] = {}
+    try:
+        first = hub.bus.first_id()
+    except redis.RedisError as exc:
+        raise CannotResume(f"Redis is unreachable ({exc})") from None
+    if first is None or stream_id_key(first) > position:
+        events = _from_history(history, last_id)
+        position, count = yield from _send(events, wanted, seqs, position)
+        sent += count
+    while True:
+        try:
+            events = hub.bus.read_after(f"{position[0]}-{position[1]}", count=_PAGE)
+        except redis.RedisError as exc:
+            raise CannotResume(f"Redis is unreachable ({exc})") from None
+        if not events:
+            return position, sent
+        position, count = yield from _send(events, wanted, seqs, position)
+        sent += count
+        if sent > MAX_BACKFILL:
+            raise CannotResume(f"more than {MAX_BACKFILL} events to replay")
+
+
+def _from_history(history: History | None, last_id: str) -> list[Event]:
+    """The part the stream no longer holds, from the dashboard database."""
+    if history is None:
+        raise CannotResume("the stream was trimmed and there is no database")
+    try:
+        events = history(last_id, MAX_BACKFILL + 1)
+    except sqlite3.Error as exc:
+        raise CannotResume(f"the database cannot be read ({exc})") from None
+    if len(events) > MAX_BACKFILL:
+        raise CannotResume(f"more than {MAX_BACKFILL} events to replay")
+    return events
+
+
+def _send(
+    events: Iterable[Event],
+    wanted: Filter,
+    seqs: dict[tuple[str, str], int],
+    position: IdKey,
+) -> Generator[bytes, None, tuple[IdKey, int]]:
+    parts, count = [], 0
+    for event in events:
+        key = stream_id_key(event.id or "0")
+        if key <= position:
+            continue
+        position = key
+        reading = event.reading
+        if reading.seq is not None:
+            if reading.seq <= seqs.get(reading.key, -1):
+                continue  # re-sent after Redis came back empty
+            seqs[reading.key] = reading.seq
+        if wanted.match(reading.source, reading.sensor):
+            parts.append(encode_event(reading.to_json(), event_id=event.id))
+            count += 1
+    if parts:
+        yield b"".join(parts)
+    return position, count
+
+
+bp = Blueprint("stream", __name__)
+
+
+@bp.get("/stream")
+def stream() -> Response:
+    """SSE: `event: reading` for every matching reading, resumable."""
+    wanted = Filter(params.names(request.args, "source"), params.names(request.args, "sensor"))
+    last_id = _last_event_id()
+    svc = services()
+    body = stream_events(
+        svc.hub(), wanted, last_id, heartbeat=svc.settings.heartbeat, history=svc.history
+    )
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return Response(body, mimetype="text/event-stream", headers=headers)
+
+
+def _last_event_id() -> str | None:
+    """The query parameter (validated: 400), else the header (malformed: reset)."""
+    query = request.args.get("last_event_id", "").strip()
+    if query:
+        try:
+            stream_id_key(query)
+        except ValueError:
+            raise params.BadParameter(
+                "last_event_id", "must be a stream id such as 1763712000125-0"
+            ) from None
+        return query
+    # A malformed header gets a reset, not a 400: an EventSource never
+    # retries after a non-200, and the header is not the user's typing.
+    return request.headers.get("Last-Event-ID", "").strip()[:64] or None
