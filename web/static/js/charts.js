@@ -2,7 +2,7 @@
 // better than one chart with three y axes: °C, % and hPa share no scale), a
 // dataset triple per metric (max and min drawn as a band, avg as the line).
 /* global Chart */
-import { formatValue, metricLabel, unitLabel, unitSymbol, valueSuffix } from "./format.js";
+import { formatValue, metricLabel, unitLabel, unitRank, unitSymbol, valueSuffix } from "./format.js";
 import { theme } from "./theme.js";
 
 // Live mode keeps at most this many points per metric, whatever the rate.
@@ -29,6 +29,21 @@ function withGaps(points, gap) {
     out.push(point);
   }
   return out;
+}
+
+/** The value axis; an on/off metric gets a fixed 0..1 axis labelled off/on. */
+function yAxis(unit, colors) {
+  const axis = {
+    grace: "8%",
+    ticks: { maxTicksLimit: 5, color: colors.muted },
+    grid: { color: colors.grid },
+    border: { display: false },
+  };
+  if (unit === "bool") {
+    Object.assign(axis, { min: 0, max: 1, grace: 0 });
+    Object.assign(axis.ticks, { stepSize: 1, callback: (value) => (value ? "on" : "off") });
+  }
+  return axis;
 }
 
 export class SensorCharts {
@@ -63,21 +78,23 @@ export class SensorCharts {
     unitChart.metrics.push(metric);
     this.metrics.set(metric, { unit, color, avg, max, min });
     this.applyColors(unitChart);
-    unitChart.chart.options.plugins.legend.display = unitChart.metrics.length > 1;
+    const several = unitChart.metrics.length > 1;
+    unitChart.chart.options.plugins.legend.display = several;
+    // One line: name the metric ("Humidity"); several: name what they share ("Temperature").
+    const title = several ? unitLabel(unit) : label;
+    unitChart.figure.querySelector(".chart-title").textContent = title;
+    unitChart.figure.querySelector("canvas").setAttribute("aria-label", `${title} over time`);
     this.schedule(unitChart);
   }
 
   createChart(unit) {
     const figure = this.template.content.firstElementChild.cloneNode(true);
     figure.dataset.unit = unit;
-    const symbol = unitSymbol(unit);
-    figure.querySelector(".chart-title").textContent = unitLabel(unit);
-    figure.querySelector(".chart-unit").textContent = symbol;
+    figure.querySelector(".chart-unit").textContent = unitSymbol(unit);
     const canvas = figure.querySelector("canvas");
-    canvas.setAttribute("aria-label", `${unitLabel(unit)} over time${symbol ? `, in ${symbol}` : ""}`);
-    // Charts sorted by unit name, so the order does not depend on arrival order.
-    const after = [...this.container.children].find((el) => el.dataset.unit > unit);
-    this.container.insertBefore(figure, after || null);
+    // Charts in the cards' unit order, whatever order the metrics arrived in.
+    const after = [...this.units.values()].find((other) => unitRank(other.unit) > unitRank(unit));
+    this.container.insertBefore(figure, after ? after.figure : null);
     const chart = new Chart(canvas, this.options(unit));
     const unitChart = { unit, figure, chart, metrics: [] };
     this.units.set(unit, unitChart);
@@ -104,17 +121,7 @@ export class SensorCharts {
             grid: { color: colors.grid },
             border: { display: false },
           },
-          y: {
-            grace: "8%",
-            ticks: {
-              maxTicksLimit: 5,
-              color: colors.muted,
-              callback: (value) => formatValue(unit === "bool" ? "bool" : "", value),
-            },
-            grid: { color: colors.grid },
-            border: { display: false },
-            ...(unit === "bool" ? { min: 0, max: 1, ticks: { stepSize: 1, color: colors.muted, callback: (v) => (v ? "on" : "off") } } : {}),
-          },
+          y: yAxis(unit, colors),
         },
         plugins: {
           legend: {

@@ -45,6 +45,13 @@ export function unitOf(metric) {
   return "";
 }
 
+const RANK = Object.fromEntries(Object.keys(UNITS).map((unit, i) => [unit, i]));
+
+/** Where a unit sorts on the page: temperatures first, then humidity, pressure, fans, power... */
+export function unitRank(unit) {
+  return RANK[unit] ?? Object.keys(UNITS).length;
+}
+
 /** The symbol printed after a value of this unit ("°C"); empty for on/off and counts. */
 export function unitSymbol(unit) {
   return UNITS[unit]?.[0] ?? unit;
@@ -68,7 +75,7 @@ export function metricLabel(metric) {
   const text = words.join(" ");
   return text.charAt(0).toUpperCase() + text.slice(1);
 }
-const ACRONYMS = new Set(["cpu", "gpu", "soc", "ppt", "tctl", "tccd", "nvme", "ssd", "hdd", "pch"]);
+const ACRONYMS = new Set(["cpu", "gpu", "soc", "ppt", "nvme", "ssd", "hdd", "pch"]);
 
 const formatters = new Map();
 function numberFormat(digits) {

@@ -2,13 +2,17 @@
 // Every string that came from a reading or the API goes in through
 // textContent or a dataset, never as HTML (issue 7).
 import { SensorCharts } from "./charts.js";
-import { formatAge, formatValue, metricLabel, unitOf, valueSuffix } from "./format.js";
+import { formatAge, formatValue, metricLabel, unitOf, unitRank, valueSuffix } from "./format.js";
 
 // A sensor is stale when it has been silent this many expected intervals
 // (and at least STALE_MIN_SECONDS: one late reading is not news).
 const STALE_INTERVALS = 5;
 const STALE_MIN_SECONDS = 15;
 const PALETTE_SIZE = 8;
+
+function compare([rankA, nameA], [rankB, nameB]) {
+  return rankA - rankB || nameA.localeCompare(nameB);
+}
 
 function clone(id) {
   return document.getElementById(id).content.firstElementChild.cloneNode(true);
@@ -51,9 +55,12 @@ export class SensorView {
     card.querySelector(".card-unit").textContent = valueSuffix(resolved);
     const valueEl = card.querySelector(".card-value");
     valueEl.dataset.metric = `${this.key}/${metric}`;
-    // Cards keep the order metrics were first seen in: no reshuffle on updates.
-    this.cardsEl.append(card);
-    this.metrics.set(metric, { unit: resolved, valueEl, cardEl: card });
+    // Cards sorted by unit, then name: the same order on every load, whatever
+    // order the API or the stream named them in; updates never reshuffle them.
+    const order = [unitRank(resolved), metric];
+    const after = [...this.metrics.values()].find((m) => compare(m.order, order) > 0);
+    this.cardsEl.insertBefore(card, after ? after.cardEl : null);
+    this.metrics.set(metric, { unit: resolved, valueEl, cardEl: card, order });
     this.charts.ensureMetric(metric, resolved, color);
     return true;
   }
