@@ -129,6 +129,11 @@ class Bus:
         raw = self.client.hgetall(self.recorded_key)
         return {split_mark(_text(k)): int(v) for k, v in raw.items()}
 
+    def published_marks(self) -> dict[tuple[str, str], int]:
+        """The highest seq Redis has accepted per (source, sensor)."""
+        raw = self.client.hgetall(self.published_key)
+        return {split_mark(_text(k)): int(v) for k, v in raw.items()}
+
     def report_error(self, source: str, sensor: str, error: str | None, ts: float) -> None:
         """Record (or clear, with None) the last error of a sensor for /api/sensors."""
         field = mark_field(source, sensor)

@@ -1,54 +1,19 @@
-"""The web side: a Flask app served by gunicorn with gevent workers."""
+"""The web side: a Flask app served by gunicorn with gevent workers.
+
+Kept free of imports so `python -m web` can monkey-patch before Flask and
+redis load; the app itself lives in `web.app`.
+"""
 
 from __future__ import annotations
 
-import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask, Response, jsonify
-from werkzeug.exceptions import HTTPException
-
-from shared.settings import Settings
-from web import api, db, pages, stream
-from web.db import HistoryUnavailable
-from web.params import BadParameter
-from web.services import Services
-
-logger = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from flask import Flask
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
-    """Defaults, then the environment, then `test_config` (which may hold SETTINGS)."""
-    app = Flask(__name__)
-    app.config.from_mapping(JSON_SORT_KEYS=False)
-    if test_config:
-        app.config.update(test_config)
-    settings = app.config.get("SETTINGS") or Settings.from_env()
-    app.config["SETTINGS"] = settings
-    app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.extensions["sensor_display"] = Services.create(settings)
-    db.init_app(app)
-    pages.init_app(app)
-    app.register_blueprint(api.bp)
-    app.register_blueprint(stream.bp)
-    _register_errors(app)
-    return app
+    """Build the app: defaults, then the environment, then `test_config`."""
+    from web.app import build_app
 
-
-def _register_errors(app: Flask) -> None:
-    @app.errorhandler(BadParameter)
-    def bad_parameter(exc: BadParameter) -> tuple[Response, int]:
-        return jsonify(error=str(exc)), 400
-
-    @app.errorhandler(HistoryUnavailable)
-    def no_history(exc: HistoryUnavailable) -> tuple[Response, int]:
-        return jsonify(error=str(exc)), 503
-
-    @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException) -> tuple[Response, int]:
-        return jsonify(error=f"{exc.name}: {exc.description}"), exc.code or 500
-
-    @app.errorhandler(Exception)
-    def unexpected(exc: Exception) -> tuple[Response, int]:
-        logger.error("unhandled error", exc_info=exc)
-        return jsonify(error="internal error; see the server log"), 500
+    return build_app(test_config)

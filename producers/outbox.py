@@ -1,0 +1,137 @@
+"""The producer's outbox: nothing is lost while Redis or the network is away.
+
+Readings are stored before they are published and kept until the recorder's
+high-water mark passes them, so even a Redis restart without persistence
+loses nothing: what the mark does not cover is sent again.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from importlib import resources
+from pathlib import Path
+
+from shared.reading import Reading
+
+logger = logging.getLogger(__name__)
+
+
+class Outbox:
+    """Bounded, ordered, durable queue of readings with per-sensor sequence numbers."""
+
+    def __init__(self, path: str | Path, *, max_rows: int = 1_000_000, max_age: float = 7 * 86400):
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(str(path))
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        schema = resources.files("producers").joinpath("outbox.sql").read_text()
+        self.conn.executescript(schema)
+        self.max_rows = max_rows
+        self.max_age = max_age
+        self._seqs = dict(
+            ((s, n), q) for s, n, q in self.conn.execute("SELECT source, sensor, seq FROM seqs")
+        )
+
+    def next_seq(self, source: str, sensor: str) -> int:
+        """The seq the next reading of this sensor gets."""
+        last = self._seqs.get((source, sensor))
+        if last is None:
+            # A fresh outbox starts above anything an earlier one could have
+            # sent (milliseconds since 1970), so a wiped outbox never makes the
+            # recorder drop new readings as repeats of old ones.
+            return int(time.time() * 1000)
+        return last + 1
+
+    def add(self, reading: Reading) -> None:
+        """Store one reading (its seq from next_seq) durably."""
+        assert reading.seq is not None
+        with self.conn:
+            self.conn.execute(
+                "INSERT INTO outbox (source, sensor, seq, ts, body) VALUES (?, ?, ?, ?, ?)",
+                (reading.source, reading.sensor, reading.seq, reading.ts, reading.to_json()),
+            )
+            self.conn.execute(
+                "INSERT INTO seqs VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET seq = excluded.seq",
+                (reading.source, reading.sensor, reading.seq),
+            )
+        self._seqs[reading.key] = reading.seq
+
+    def unsent(self, limit: int = 500) -> list[tuple[int, Reading]]:
+        """The oldest readings Redis has not accepted yet, in order."""
+        rows = self.conn.execute(
+            "SELECT id, body FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT ?", (limit,)
+        )
+        return [(row_id, Reading.from_json(body)) for row_id, body in rows]
+
+    def mark_sent(self, row_ids: list[int]) -> None:
+        """Redis accepted these."""
+        now = time.time()
+        with self.conn:
+            self.conn.executemany(
+                "UPDATE outbox SET sent_at = ? WHERE id = ?", [(now, i) for i in row_ids]
+            )
+
+    def settle(
+        self,
+        recorded: dict[tuple[str, str], int],
+        published: dict[tuple[str, str], int],
+        grace: float = 30.0,
+    ) -> tuple[int, int]:
+        """Drop what the recorder stored; re-queue what Redis lost. (dropped, requeued)."""
+        dropped = requeued = 0
+        cutoff = time.time() - grace
+        with self.conn:
+            for (source, sensor), mark in recorded.items():
+                dropped += self.conn.execute(
+                    "DELETE FROM outbox WHERE source = ? AND sensor = ? AND seq <= ?"
+                    " AND sent_at IS NOT NULL",
+                    (source, sensor, mark),
+                ).rowcount
+            for (source, sensor), _ in self._seqs.items():
+                # Sent a while ago, not recorded, and Redis no longer knows it
+                # was published: Redis restarted empty, so send it again.
+                known = published.get((source, sensor), -1)
+                requeued += self.conn.execute(
+                    "UPDATE outbox SET sent_at = NULL WHERE source = ? AND sensor = ?"
+                    " AND sent_at IS NOT NULL AND sent_at < ? AND seq > ?",
+                    (source, sensor, cutoff, known),
+                ).rowcount
+        if requeued:
+            logger.warning(
+                "re-sending %d readings that Redis lost before they were recorded", requeued
+            )
+        return dropped, requeued
+
+    def enforce_bounds(self) -> int:
+        """Drop the oldest rows beyond the size or age limit; the number dropped."""
+        with self.conn:
+            by_age = self.conn.execute(
+                "DELETE FROM outbox WHERE ts < ?", (time.time() - self.max_age,)
+            ).rowcount
+            count = self.conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
+            by_size = 0
+            if count > self.max_rows:
+                by_size = self.conn.execute(
+                    "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT ?)",
+                    (count - self.max_rows,),
+                ).rowcount
+        if by_age or by_size:
+            logger.warning(
+                "outbox full: dropped the %d oldest readings (%d by OUTBOX_MAX_AGE, %d by "
+                "OUTBOX_MAX_ROWS)",
+                by_age + by_size,
+                by_age,
+                by_size,
+            )
+        return by_age + by_size
+
+    def pending_count(self) -> int:
+        """Readings not yet accepted by Redis."""
+        return self.conn.execute("SELECT count(*) FROM outbox WHERE sent_at IS NULL").fetchone()[0]
+
+    def close(self) -> None:
+        """Close the database."""
+        self.conn.close()

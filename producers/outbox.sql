@@ -1,0 +1,19 @@
+-- A producer's own SQLite: every reading lands here before Redis.
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY,
+    source TEXT NOT NULL,
+    sensor TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    ts REAL NOT NULL,
+    body TEXT NOT NULL,          -- the reading as JSON
+    sent_at REAL                 -- NULL until Redis accepted it
+);
+CREATE INDEX IF NOT EXISTS outbox_unsent ON outbox (id) WHERE sent_at IS NULL;
+CREATE INDEX IF NOT EXISTS outbox_key ON outbox (source, sensor, seq);
+-- The last seq of each (source, sensor), kept even when its rows are pruned.
+CREATE TABLE IF NOT EXISTS seqs (
+    source TEXT NOT NULL,
+    sensor TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (source, sensor)
+) WITHOUT ROWID;

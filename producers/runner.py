@@ -1,0 +1,203 @@
+"""The producer loop: sample on a steady clock, store, publish, survive failures."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+import redis
+
+from producers.drivers import Driver, SensorError, driver_class, names_for
+from producers.outbox import Outbox
+from shared.bus import Bus, connect
+from shared.reading import Reading, ReadingError
+from shared.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+MAX_SENSOR_BACKOFF = 300.0
+MAX_REDIS_BACKOFF = 30.0
+SETTLE_EVERY = 10.0
+
+
+@dataclass
+class Sensor:
+    """A driver and its failure state: backs off, then recovers by itself."""
+
+    name: str
+    driver: Driver | None = None
+    failures: int = 0
+    next_try: float = 0.0
+    error: str | None = None
+    reported: str | None = "unreported"
+
+    def failed(self, now: float, error: str, interval: float) -> None:
+        """Record a failure and push the next attempt out (capped)."""
+        self.failures += 1
+        self.error = error
+        self.next_try = now + min(interval * 2 ** min(self.failures, 16), MAX_SENSOR_BACKOFF)
+        if self.failures == 1 or self.failures % 10 == 0:
+            logger.warning(
+                "%s: %s (failure %d; next try in %.0fs)",
+                self.name,
+                error,
+                self.failures,
+                self.next_try - now,
+            )
+
+    def recovered(self) -> None:
+        """Clear the failure state after a good read."""
+        if self.failures:
+            logger.info("%s: reading again after %d failures", self.name, self.failures)
+        self.failures, self.error, self.next_try = 0, None, 0.0
+
+
+def open_sensor(name: str, settings: Settings) -> Driver:
+    """Build and probe one driver; SensorError with a sentence if it cannot run."""
+    try:
+        driver = driver_class(name).from_settings(settings)
+    except ImportError as exc:
+        raise SensorError(
+            f"the {name} driver needs {exc.name}: pip install -r requirements/pi.txt"
+        ) from None
+    driver.probe()
+    return driver
+
+
+def sample(sensor: Sensor, settings: Settings, seq: int | None) -> Reading:
+    """Open the sensor if needed and take one reading; SensorError on failure."""
+    if sensor.driver is None:
+        sensor.driver = open_sensor(sensor.name, settings)
+    values = sensor.driver.read()
+    try:
+        return Reading(
+            source=settings.source, sensor=sensor.name, ts=time.time(), seq=seq, values=values
+        )
+    except ReadingError as exc:
+        raise SensorError(f"the driver returned an invalid reading: {exc}") from None
+
+
+class Producer:
+    """Samples every sensor each tick; the outbox decouples sampling from Redis."""
+
+    def __init__(self, settings: Settings, sensors: list[Sensor], outbox: Outbox) -> None:
+        self.settings = settings
+        self.sensors = sensors
+        self.outbox = outbox
+        self.bus: Bus | None = None
+        self.redis_failures = 0
+        self.redis_next_try = 0.0
+        self.settled_at = 0.0
+        self.stop_event = threading.Event()
+
+    def tick(self) -> int:
+        """Sample each sensor that is due; the number of readings stored."""
+        now, stored = time.monotonic(), 0
+        for sensor in self.sensors:
+            if now < sensor.next_try:
+                continue
+            seq = self.outbox.next_seq(self.settings.source, sensor.name)
+            try:
+                reading = sample(sensor, self.settings, seq)
+            except SensorError as exc:
+                sensor.failed(now, str(exc), self.settings.interval)
+                continue
+            self.outbox.add(reading)
+            sensor.recovered()
+            stored += 1
+        return stored
+
+    def flush(self) -> int:
+        """Publish the outbox in order while Redis answers; the number published."""
+        now = time.monotonic()
+        if now < self.redis_next_try:
+            return 0
+        try:
+            sent = self._publish_all()
+            self._housekeeping(now)
+        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+            self.redis_failures += 1
+            delay = min(0.5 * 2 ** min(self.redis_failures, 8), MAX_REDIS_BACKOFF)
+            self.redis_next_try = now + delay
+            if self.redis_failures == 1 or self.redis_failures % 10 == 0:
+                logger.warning(
+                    "Redis unreachable (%s); %d readings kept in the outbox, retrying in %.1fs",
+                    exc,
+                    self.outbox.pending_count(),
+                    delay,
+                )
+            return 0
+        if self.redis_failures:
+            logger.info("Redis is back; sent %d readings from the outbox", sent)
+            self.redis_failures = 0
+        return sent
+
+    def _connect(self) -> Bus:
+        if self.bus is None:
+            url = self.settings.redis_url or "redis://127.0.0.1:6379/0"
+            self.bus = Bus(
+                connect(url, socket_timeout=10),
+                self.settings.redis_channel,
+                self.settings.stream_retention,
+            )
+        return self.bus
+
+    def _publish_all(self) -> int:
+        bus, sent = self._connect(), 0
+        while batch := self.outbox.unsent(500):
+            done = []
+            for row_id, reading in batch:
+                bus.publish(reading)  # None for a repeat: already in Redis, fine
+                done.append(row_id)
+            self.outbox.mark_sent(done)
+            sent += len(done)
+            if self.stop_event.is_set():
+                break
+        return sent
+
+    def _housekeeping(self, now: float) -> None:
+        bus = self._connect()
+        for sensor in self.sensors:
+            if sensor.error != sensor.reported:
+                bus.report_error(self.settings.source, sensor.name, sensor.error, time.time())
+                sensor.reported = sensor.error
+        if now - self.settled_at >= SETTLE_EVERY:
+            self.settled_at = now
+            self.outbox.settle(bus.recorded_marks(), bus.published_marks())
+            self.outbox.enforce_bounds()
+
+    def run(self) -> None:
+        """Tick on a monotonic schedule until stopped; no drift, no burst catch-up."""
+        interval = self.settings.interval
+        start = time.monotonic()
+        ticks = 0
+        while not self.stop_event.is_set():
+            self.tick()
+            self.flush()
+            ticks += 1
+            next_at = start + ticks * interval
+            now = time.monotonic()
+            if next_at < now:  # fell behind (slow sensor, suspend): skip missed ticks
+                ticks = int((now - start) / interval) + 1
+                next_at = start + ticks * interval
+            self.stop_event.wait(next_at - now)
+
+
+def build_sensors(settings: Settings) -> list[Sensor]:
+    """The configured sensors; with `auto`, only those whose probe succeeds."""
+    sensors = []
+    auto = "auto" in settings.sensors
+    for name in names_for(settings):
+        try:
+            driver = open_sensor(name, settings)
+        except SensorError as exc:
+            if auto and name not in settings.sensors:
+                logger.info("auto: skipping %s: %s", name, exc)
+                continue
+            logger.warning("%s: %s (will keep trying)", name, exc)
+            sensors.append(Sensor(name, error=str(exc)))
+            continue
+        sensors.append(Sensor(name, driver=driver))
+    return sensors
