@@ -1,0 +1,53 @@
+# sensor-display: `make run` to try it, `make test` to check it, `make bench` to measure it.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PY     := $(BIN)/python
+PYTEST_ARGS ?=
+
+.PHONY: run test lint format bench assets clean help
+
+help:
+	@echo "make run    - start Redis, a demo producer, the recorder and the web server on :9999"
+	@echo "make test   - install what the tests need and run every test"
+	@echo "make bench  - the benchmarks, side by side with stock flask-sse"
+	@echo "make lint   - ruff"
+
+$(VENV)/.local: requirements/base.txt requirements/web.txt requirements/producer.txt requirements/pi.txt requirements/local.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements/local.txt
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.local requirements/dev.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements/dev.txt
+	touch $@
+
+# Chart.js and its adapter from the npm registry (lockfile), copied into
+# web/static/vendor; never committed, never a CDN.
+web/static/vendor/.stamp: package.json package-lock.json scripts/vendor-assets.mjs
+	@command -v npm >/dev/null || { echo "npm is needed once to fetch Chart.js (install Node.js)"; exit 1; }
+	npm ci --no-audit --no-fund --loglevel=error
+	npm run --silent vendor
+	touch $@
+
+assets: web/static/vendor/.stamp
+
+run: $(VENV)/.local assets
+	$(PY) -m devtools.run
+
+test: $(VENV)/.dev assets
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(VENV)/.dev
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: $(VENV)/.dev assets
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) node_modules web/static/vendor .pytest_cache .ruff_cache

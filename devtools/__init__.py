@@ -1,0 +1,1 @@
+"""Development tools: start the whole stack for `make run`, the tests and the benchmarks."""

@@ -1,0 +1,43 @@
+"""`make run`: Redis (private unless REDIS_URL is set), recorder, producers, web."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from devtools.stack import ROOT, Stack
+
+
+def main() -> int:
+    """Start everything, print the URL, stop everything on Ctrl-C."""
+    port = os.environ.get("PORT", "9999")
+    stack = Stack.create(Path(os.environ.get("DATA_DIR", ROOT / "data")))
+    for name in ("DATABASE_PATH", "OUTBOX_PATH"):
+        if os.environ.get(name):
+            stack.env[name] = os.environ[name]
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        redis_url = stack.start_redis()
+        print(f"redis:    {redis_url}" + ("  (private, stopped on exit)" if stack.redis else ""))
+        stack.start("recorder", ["-m", "web.recorder"])
+        # The demo always; the host's own sensors where they can be read.
+        stack.start("producer", ["-m", "producers"], SENSORS=os.environ.get("SENSORS", "demo,auto"))
+        url = stack.start_web(port=int(port))
+        print(f"dashboard: {url}   (Ctrl-C stops every process started here)", flush=True)
+        while all(p.poll() is None for p in stack.procs.values()):
+            time.sleep(0.5)
+        dead = [n for n, p in stack.procs.items() if p.poll() is not None]
+        print(f"stopped because {', '.join(dead)} exited", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        print("stopping...", file=sys.stderr)
+        stack.stop_all()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

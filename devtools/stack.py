@@ -1,0 +1,123 @@
+"""Start and stop the stack's processes: Redis, recorder, producers, web servers.
+
+Each child runs in its own process group, so stopping it also stops what it
+started (gunicorn's workers), and nothing is left behind on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from shared.redis_server import RedisServer, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def wait_http(url: str, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> None:
+    """Poll until `url` answers 2xx; raise with the reason when the deadline passes."""
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback
+                if response.status < 300:
+                    return
+        except (urllib.error.URLError, OSError) as exc:
+            last = exc
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer within {timeout}s: {last}")
+
+
+@dataclass
+class Stack:
+    """A set of child processes sharing one environment."""
+
+    env: dict[str, str]
+    log_dir: Path | None = None
+    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    redis: RedisServer | None = None
+
+    @classmethod
+    def create(
+        cls, data_dir: Path, overrides: dict[str, str] | None = None, log_dir: Path | None = None
+    ) -> Stack:
+        """An environment with its own database and outbox under `data_dir`."""
+        env = dict(os.environ)
+        env.update(
+            {
+                "DATABASE_PATH": str(data_dir / "dashboard.sqlite3"),
+                "OUTBOX_PATH": str(data_dir / "outbox.sqlite3"),
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        env.update(overrides or {})
+        return cls(env=env, log_dir=log_dir)
+
+    def start_redis(self) -> str:
+        """Start a private Redis unless REDIS_URL is set; the URL either way."""
+        if not self.env.get("REDIS_URL"):
+            self.redis = RedisServer().start()
+            self.env["REDIS_URL"] = self.redis.url
+        return self.env["REDIS_URL"]
+
+    def start(self, name: str, args: list[str], **extra_env: str) -> subprocess.Popen:
+        """Start `python <args>` as `name` in its own process group."""
+        env = {**self.env, **extra_env}
+        out = subprocess.DEVNULL
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            out = (self.log_dir / f"{name}.log").open("ab")
+        proc = subprocess.Popen(
+            [sys.executable, *args],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.procs[name] = proc
+        return proc
+
+    def start_web(self, name: str = "web", port: int | None = None, **extra_env: str) -> str:
+        """Start `python -m web` and wait for /healthz; its base URL."""
+        port = port or free_port()
+        proc = self.start(name, ["-m", "web"], PORT=str(port), **extra_env)
+        url = f"http://127.0.0.1:{port}"
+        wait_http(f"{url}/healthz", proc=proc)
+        return url
+
+    def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
+        """Signal a child's process group and wait; SIGKILL if it lingers."""
+        proc = self.procs.pop(name, None)
+        if proc is None:
+            return
+        _signal_group(proc, sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            _signal_group(proc, signal.SIGKILL)
+            proc.wait()
+
+    def stop_all(self) -> None:
+        """Stop every child (producers first, so nothing is made unrecorded), then Redis."""
+        for name in sorted(self.procs, key=lambda n: not n.startswith("producer")):
+            self.stop(name)
+        if self.redis is not None:
+            self.redis.stop()
+            self.redis = None
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
