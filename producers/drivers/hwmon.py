@@ -154,7 +154,7 @@ class HwmonDriver(Driver):
                 " (in a container, mount the host's /sys and set SYSFS_ROOT)"
             )
         chips = sorted({c.chip for c in channels})
-        logger.info("hwmon: %d channels on %s", len(channels), ", ".join(chips))
+        logger.info("hwmon: %d channel(s) on %s", len(channels), ", ".join(chips))
 
     def read(self) -> dict[str, float]:
         """One value per readable channel; SensorError only if none is readable."""
