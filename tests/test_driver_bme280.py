@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import errno
 import functools
+import logging
+import re
 import time
 from dataclasses import fields
+from pathlib import Path
 
 import bme280
 import pytest
 import smbus2
 
 from producers.drivers.base import SensorError
-from producers.drivers.bme280 import Bme280Driver, dew_point_c
+from producers.drivers.bme280 import Bme280Driver, describe_os_error, dew_point_c
 from producers.emulation.bme280_chip import (
     BMP280_DATASHEET,
     CHIP_ID_BMP280,
@@ -119,7 +122,7 @@ def test_bus_errors_at_probe_and_read(code: int, sentence: str) -> None:
     bus.fault, bus.closed = None, False
     driver.probe()
     bus.fault = os_error(code)
-    with pytest.raises(SensorError, match="^" + sentence.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(SensorError, match="^" + re.escape(sentence)):
         driver.read()
 
 
@@ -208,7 +211,8 @@ def test_dew_point_magnus(temperature: float, humidity: float, dew_point: float)
     assert dew_point_c(temperature, humidity) == pytest.approx(dew_point, abs=0.02)
 
 
-def test_emulation_mode_runs_the_real_driver_path() -> None:
+def test_emulation_mode_runs_the_real_driver_path(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
     settings = Settings.from_env({"SENSORS": "bme280", "BME280_EMULATE": "1"})
     driver = Bme280Driver.from_settings(settings)
     driver.probe()
@@ -218,4 +222,13 @@ def test_emulation_mode_runs_the_real_driver_path() -> None:
     assert 30 < values["humidity_pct"] < 60
     reading = Reading(source="pi", sensor=driver.name, ts=time.time(), values=values)
     assert set(reading.values) == {"temperature_c", "humidity_pct", "pressure_hpa", "dew_point_c"}
+    assert "BME280 found at 0x76 on bus 1 (emulated)" in caplog.text
     driver.close()
+
+
+@pytest.mark.parametrize(
+    "code", [errno.ENOENT, errno.EACCES, errno.EREMOTEIO, errno.EBUSY, errno.ETIMEDOUT, errno.EIO]
+)
+def test_docs_quote_the_real_sentences(code: int) -> None:
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "raspberry-pi.md").read_text()
+    assert f"`{describe_os_error(os_error(code), 1, 0x76)}`" in docs

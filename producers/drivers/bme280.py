@@ -106,7 +106,9 @@ class Bme280Driver(Driver):
         bus_number: int = 1,
         address: int = 0x76,
         oversampling: int = 1,
+        emulated: bool = False,
     ) -> None:
+        self.emulated = emulated  # said in the log so nobody mistakes it for a real room
         self._open_bus = open_bus  # called at probe, again after the bus failed
         self.bus_number = bus_number
         self.address = address
@@ -131,6 +133,7 @@ class Bme280Driver(Driver):
             bus_number=settings.i2c_bus,
             address=settings.bme280_address,
             oversampling=getattr(settings, "bme280_oversampling", 1),
+            emulated=settings.bme280_emulate,
         )
 
     @property
@@ -160,7 +163,7 @@ class Bme280Driver(Driver):
         except SensorError:
             self.close()
             raise
-        logger.info("BME280 found at %s", self._at)
+        logger.info("BME280 found at %s%s", self._at, " (emulated)" if self.emulated else "")
 
     def read(self) -> dict[str, float]:
         """One forced-mode sample: temperature_c, humidity_pct, pressure_hpa, dew_point_c."""
