@@ -23,7 +23,7 @@ export function theme() {
     grid: read("--grid"),
     font: read("--font"),
     series,
-    band: (color) => hexToRgba(color, 0.18),
+    band: (color) => hexToRgba(color, 0.22),
   };
   return cached;
 }
