@@ -74,6 +74,23 @@ class Outbox:
                 "UPDATE outbox SET sent_at = ? WHERE id = ?", [(now, i) for i in row_ids]
             )
 
+    def sent_marks(self) -> dict[tuple[str, str], int]:
+        """The highest seq per sensor that Redis accepted and the outbox still keeps."""
+        rows = self.conn.execute(
+            "SELECT source, sensor, max(seq) FROM outbox WHERE sent_at IS NOT NULL"
+            " GROUP BY source, sensor"
+        )
+        return {(source, sensor): seq for source, sensor, seq in rows}
+
+    def requeue_after(self, source: str, sensor: str, seq: int) -> int:
+        """Mark this sensor's sent rows above `seq` unsent again; the number re-queued."""
+        with self.conn:
+            return self.conn.execute(
+                "UPDATE outbox SET sent_at = NULL WHERE source = ? AND sensor = ?"
+                " AND sent_at IS NOT NULL AND seq > ?",
+                (source, sensor, seq),
+            ).rowcount
+
     def settle(
         self,
         recorded: dict[tuple[str, str], int],

@@ -11,14 +11,15 @@ import redis
 
 from producers.drivers import Driver, SensorError, driver_class, names_for
 from producers.outbox import Outbox
-from shared.bus import Bus, connect
+from shared.bus import Bus, Forgotten, connect
 from shared.reading import Reading, ReadingError
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 MAX_SENSOR_BACKOFF = 300.0
-MAX_REDIS_BACKOFF = 30.0
+# Short enough that a producer is live again within seconds of Redis coming back.
+MAX_REDIS_BACKOFF = 10.0
 SETTLE_EVERY = 10.0
 
 
@@ -90,6 +91,9 @@ class Producer:
         self.redis_failures = 0
         self.redis_next_try = 0.0
         self.settled_at = 0.0
+        self.bounded_at = 0.0
+        # The last seq Redis accepted per sensor: lets Redis say it forgot some.
+        self.accepted: dict[tuple[str, str], int] = outbox.sent_marks()
         self.stop_event = threading.Event()
 
     def tick(self) -> int:
@@ -112,6 +116,10 @@ class Producer:
     def flush(self) -> int:
         """Publish the outbox in order while Redis answers; the number published."""
         now = time.monotonic()
+        if now - self.bounded_at >= SETTLE_EVERY:
+            # Here, not after a publish: the outbox grows while Redis is away.
+            self.bounded_at = now
+            self.outbox.enforce_bounds()
         if now < self.redis_next_try:
             return 0
         try:
@@ -148,14 +156,35 @@ class Producer:
         bus, sent = self._connect(), 0
         while batch := self.outbox.unsent(500):
             done = []
-            for row_id, reading in batch:
-                bus.publish(reading)  # None for a repeat: already in Redis, fine
-                done.append(row_id)
-            self.outbox.mark_sent(done)
+            try:
+                for row_id, reading in batch:
+                    # None for a repeat: already in Redis, fine.
+                    bus.publish(reading, expect=self.accepted.get(reading.key))
+                    self.accepted[reading.key] = reading.seq
+                    done.append(row_id)
+            except Forgotten as exc:
+                self._resend_forgotten(reading, exc.mark)
+            finally:
+                self.outbox.mark_sent(done)
             sent += len(done)
             if self.stop_event.is_set():
                 break
         return sent
+
+    def _resend_forgotten(self, reading: Reading, mark: int) -> None:
+        """Redis restarted empty: queue what it lost again, before anything newer."""
+        requeued = self.outbox.requeue_after(reading.source, reading.sensor, mark)
+        if mark >= 0:
+            self.accepted[reading.key] = mark
+        else:
+            self.accepted.pop(reading.key, None)
+        logger.warning(
+            "Redis forgot %s/%s after seq %d (restarted empty?): re-sending %d readings in order",
+            reading.source,
+            reading.sensor,
+            mark,
+            requeued,
+        )
 
     def _housekeeping(self, now: float) -> None:
         bus = self._connect()
@@ -166,7 +195,6 @@ class Producer:
         if now - self.settled_at >= SETTLE_EVERY:
             self.settled_at = now
             self.outbox.settle(bus.recorded_marks(), bus.published_marks())
-            self.outbox.enforce_bounds()
 
     def run(self) -> None:
         """Tick on a monotonic schedule until stopped; no drift, no burst catch-up."""

@@ -14,14 +14,25 @@ import redis
 
 from shared.reading import MAX_MESSAGE_BYTES, Reading, ReadingError
 
-# KEYS: stream, published-marks hash. ARGV: channel, reading JSON,
-# retention ms, mark field ("" when the reading has no seq), seq.
+# KEYS: stream, published-marks hash, recorded-marks hash. ARGV: channel,
+# reading JSON, retention ms, mark field ("" when the reading has no seq), seq,
+# the seq the publisher last had accepted ("" when it does not know).
+# A seq at or below either mark is a repeat. A last-accepted seq above both
+# marks means Redis forgot what it accepted (restarted empty): refusing here,
+# atomically, is what stops a newer reading from overtaking the lost ones.
 # TIME makes the script non-deterministic, which Redis >= 5 replicates by
 # effects; XADD ... MINID keeps at least the retention window.
 _PUBLISH_LUA = """
 if ARGV[4] ~= '' then
-  local last = redis.call('HGET', KEYS[2], ARGV[4])
-  if last and tonumber(last) >= tonumber(ARGV[5]) then return false end
+  local last, raw = -1, '-1'
+  for _, key in ipairs({KEYS[2], KEYS[3]}) do
+    local v = redis.call('HGET', key, ARGV[4])
+    if v and tonumber(v) > last then last, raw = tonumber(v), v end
+  end
+  if last >= tonumber(ARGV[5]) then return false end
+  if ARGV[6] ~= '' and last < tonumber(ARGV[6]) then
+    return redis.error_reply('FORGOTTEN ' .. raw)
+  end
   redis.call('HSET', KEYS[2], ARGV[4], ARGV[5])
 end
 local t = redis.call('TIME')
@@ -32,6 +43,14 @@ redis.call('PUBLISH', ARGV[1],
 return id
 """
 _MESSAGE_KEYS = frozenset({"data", "type", "id", "retry"})
+
+
+class Forgotten(Exception):
+    """Redis no longer knows a reading the publisher had sent (it restarted empty)."""
+
+    def __init__(self, mark: int) -> None:
+        super().__init__(f"Redis forgot readings after seq {mark}")
+        self.mark = mark  # the highest seq Redis still knows as published or recorded
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,16 +116,33 @@ class Bus:
         self.published_key = f"{channel}:published"
         self.recorded_key = f"{channel}:recorded"
         self.errors_key = f"{channel}:errors"
+        self.recorder_key = f"{channel}:recorder"
         self.retention_ms = retention * 1000
         self._publish = client.register_script(_PUBLISH_LUA)
 
-    def publish(self, reading: Reading) -> str | None:
-        """Publish atomically; the stream id, or None if (source, sensor, seq) was seen."""
+    def publish(self, reading: Reading, *, expect: int | None = None) -> str | None:
+        """Publish atomically; the stream id, or None if (source, sensor, seq) was seen.
+
+        `expect` is the seq of this sensor that Redis last accepted from the
+        caller; if Redis knows less, it was emptied and Forgotten is raised.
+        """
         mark = "" if reading.seq is None else mark_field(reading.source, reading.sensor)
-        result = self._publish(
-            keys=[self.stream, self.published_key],
-            args=[self.channel, reading.to_json(), self.retention_ms, mark, reading.seq or 0],
-        )
+        try:
+            result = self._publish(
+                keys=[self.stream, self.published_key, self.recorded_key],
+                args=[
+                    self.channel,
+                    reading.to_json(),
+                    self.retention_ms,
+                    mark,
+                    reading.seq or 0,
+                    "" if expect is None else expect,
+                ],
+            )
+        except redis.ResponseError as exc:
+            if not str(exc).startswith("FORGOTTEN "):
+                raise
+            raise Forgotten(int(str(exc).split()[1])) from None
         return _text(result) if result else None
 
     def read_after(self, last_id: str, count: int = 1000) -> list[Event]:
@@ -133,6 +169,16 @@ class Bus:
         """The highest seq Redis has accepted per (source, sensor)."""
         raw = self.client.hgetall(self.published_key)
         return {split_mark(_text(k)): int(v) for k, v in raw.items()}
+
+    def recorder_status(self) -> dict[str, float]:
+        """The recorder's last report (lag, lag_s, pending, inserted, ts); {} if none."""
+        out = {}
+        for key, value in self.client.hgetall(self.recorder_key).items():
+            try:
+                out[_text(key)] = float(value)
+            except ValueError:
+                continue
+        return out
 
     def report_error(self, source: str, sensor: str, error: str | None, ts: float) -> None:
         """Record (or clear, with None) the last error of a sensor for /api/sensors."""

@@ -189,6 +189,9 @@ class Hub:
             if self.last_key is not None and key <= self.last_key:
                 self.stats.duplicates += 1
                 return 0
+            # Consumed even if its seq repeats below: else _catch_up would
+            # read the same re-sent entries forever.
+            self.last_key, self.last_id = key, event.id
         if reading.seq is not None:
             # A producer re-sending its outbox after Redis came back empty.
             last_seq = self._seqs.get(reading.key)
@@ -196,8 +199,6 @@ class Hub:
                 self.stats.duplicates += 1
                 return 0
             self._seqs[reading.key] = reading.seq
-        if key is not None:
-            self.last_key, self.last_id = key, event.id
         data = reading.to_json()
         self.latest[reading.key] = data.encode()
         self._append(

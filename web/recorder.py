@@ -28,6 +28,9 @@ logger = logging.getLogger(__name__)
 
 GROUP = "recorder"
 BATCH = 2000
+# Seconds between status reports; a report older than a few of these means
+# the recorder is down.
+STATUS_EVERY = 2.0
 
 
 @dataclass
@@ -115,13 +118,6 @@ class Recorder:
                 events.append(event)
         return self.store(events)
 
-    def lag(self) -> int | None:
-        """Entries the group has not read yet (Redis >= 7), for /metrics."""
-        for group in self.bus.client.xinfo_groups(self.bus.stream):
-            if group["name"] in (GROUP, GROUP.encode()):
-                return group.get("lag")
-        return None
-
 
 def run(settings: Settings) -> None:
     """Record until SIGTERM, reconnecting to Redis with capped backoff."""
@@ -160,20 +156,42 @@ def _session(recorder: Recorder) -> None:
                 logger.warning("the stream or group vanished (Redis restarted?); recreating")
                 recorder.prepare()
             recorder.store_messages(pubsub)
-            if time.monotonic() - status_at > 5:
+            if time.monotonic() - status_at > STATUS_EVERY:
                 status_at = time.monotonic()
                 _publish_status(recorder)
     finally:
         pubsub.close()
 
 
-def _publish_status(recorder: Recorder) -> None:
-    """Lag and totals in Redis, where every web worker can read them."""
-    lag = recorder.lag()
-    recorder.bus.client.hset(
-        f"{recorder.bus.channel}:recorder",
-        mapping={
+def group_lag(bus: Bus) -> dict[str, float]:
+    """How far the recorder is behind the stream, read from Redis itself.
+
+    `lag`: entries not read yet; `lag_s`: age of the oldest of them (0 when
+    none); `pending`: read but not stored and acked. It is right even while
+    the recorder is down, so /readyz and /metrics can call it directly.
+    """
+    for group in bus.client.xinfo_groups(bus.stream):
+        if group["name"] not in (GROUP, GROUP.encode()):
+            continue
+        last = group["last-delivered-id"]
+        last = last.decode() if isinstance(last, bytes) else last
+        oldest = bus.client.xrange(bus.stream, min=f"({last}", count=1)
+        age = time.time() - int(oldest[0][0].split(b"-")[0]) / 1000 if oldest else 0.0
+        lag = group.get("lag")
+        return {
             "lag": -1 if lag is None else lag,
+            "lag_s": round(max(age, 0.0), 3),
+            "pending": group["pending"],
+        }
+    return {"lag": -1, "lag_s": -1.0, "pending": 0}
+
+
+def _publish_status(recorder: Recorder) -> None:
+    """Lag and totals in Redis (hash <channel>:recorder), where every web worker reads them."""
+    recorder.bus.client.hset(
+        recorder.bus.recorder_key,
+        mapping={
+            **group_lag(recorder.bus),
             "inserted": recorder.inserted,
             "rejected": recorder.rejected,
             "ts": time.time(),

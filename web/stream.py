@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import socket
 import sqlite3
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
@@ -191,11 +192,29 @@ def stream() -> Response:
     wanted = Filter(params.names(request.args, "source"), params.names(request.args, "sensor"))
     last_id = _last_event_id()
     svc = services()
+    _drop_silent_peer(request.environ.get("gunicorn.socket"), svc.settings.heartbeat)
     body = stream_events(
         svc.hub(), wanted, last_id, heartbeat=svc.settings.heartbeat, history=svc.history
     )
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return Response(body, mimetype="text/event-stream", headers=headers)
+
+
+def _drop_silent_peer(sock: socket.socket | None, heartbeat: float) -> None:
+    """Have the kernel abort the connection once the peer acknowledges nothing for a heartbeat.
+
+    Something is written at least every heartbeat, so a dead peer (no ACKs)
+    or one that stopped reading (zero window) is cut within two periods; a
+    greenlet blocked writing to it then fails, and no other client waits on it.
+    """
+    if sock is None or not hasattr(socket, "TCP_USER_TIMEOUT"):
+        return
+    try:
+        sock.setsockopt(
+            socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, max(1000, int(heartbeat * 1000))
+        )
+    except OSError as exc:  # not TCP (a Unix socket behind a proxy): nothing to do
+        logger.debug("TCP_USER_TIMEOUT not set: %s", exc)
 
 
 def _last_event_id() -> str | None:
