@@ -13,6 +13,7 @@ import math
 import random
 import shutil
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -78,13 +79,18 @@ class Problems:
 
     def _response(self, response) -> None:
         # /stream is cut when the page closes; anything else failing is a bug.
-        if response.status >= 400 and "/stream" not in response.url:
+        if response.status >= 400 and not is_stream(response.url):
             self.items.append(f"HTTP {response.status}: {response.url}")
 
     def check(self) -> None:
         """Fail with every problem seen, CSP violations included."""
         violations = self.page.evaluate("window.__cspViolations || []")
         assert self.items + [f"CSP: {v}" for v in violations] == []
+
+
+def is_stream(url: str) -> bool:
+    """The SSE endpoint (and not /static/js/stream.js)."""
+    return urllib.parse.urlsplit(url).path == "/stream"
 
 
 def get_json(url: str) -> dict:
@@ -271,3 +277,54 @@ def test_phone_layout_does_not_scroll_sideways(stack, browser: Browser) -> None:
     assert box["x"] + box["width"] <= PHONE["width"]
     problems.check()
     context.close()
+
+
+def test_unreachable_stream_is_shown_and_retried(stack, browser: Browser) -> None:
+    """A /stream that fails says so, with a countdown; "Retry now" brings it back live."""
+    wait_for_sensor(stack.url)
+    page = browser.new_page(viewport=DESKTOP)
+    # A 503 makes EventSource give up for good (CLOSED): the page must retry by itself.
+    page.route(is_stream, lambda route: route.fulfill(status=503, body="down"))
+    page.goto(f"{stack.url}/")
+    connection = page.locator("#connection")
+    expect(connection).to_have_attribute("data-state", "offline", timeout=15000)
+    expect(connection).to_contain_text("Server unreachable, retrying")
+    retry = connection.get_by_role("button", name="Retry now")
+    expect(retry).to_be_visible()
+    page.unroute(is_stream)
+    retry.click()
+    expect(connection).to_have_attribute("data-state", "live", timeout=15000)
+    expect(connection.locator(".connection-text")).to_have_text("Live")
+    expect(retry).to_be_hidden()
+    page.close()
+
+
+def test_reset_event_reloads_history(stack, browser: Browser) -> None:
+    """`event: reset` (the server lost our place) makes the page fetch sensors and history again."""
+    sensor = wait_for_sensor(stack.url)
+    chart = f'[data-chart="{sensor["source"]}/{sensor["sensor"]}"]'
+    page = browser.new_page(viewport=DESKTOP)
+    problems = Problems(page)
+    fetched: list[str] = []
+    page.on("request", lambda request: fetched.append(request.url))
+    # One reset, then a long retry so the browser does not come back for more.
+    page.route(
+        is_stream,
+        lambda route: route.fulfill(
+            status=200,
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"},
+            body='retry: 600000\n: hello\n\nevent: reset\ndata: {"reason": "trimmed"}\n\n',
+        ),
+    )
+    page.goto(f"{stack.url}/")
+    expect(page.locator("#dashboard")).to_have_attribute("data-ready", "true", timeout=15000)
+    page.wait_for_function(
+        "() => performance.getEntriesByType('resource')"
+        ".filter(e => e.name.includes('/api/sensors')).length >= 2",
+        timeout=15000,
+    )
+    expect(page.locator(chart)).to_have_attribute("data-state", "ready", timeout=15000)
+    series = [url for url in fetched if "/api/series" in url]
+    assert len(series) >= 2 * len(sensor["metrics"])
+    problems.check()
+    page.close()

@@ -257,6 +257,13 @@ export class SensorCharts {
     this.setWindow(ts - windowSeconds, ts);
   }
 
+  /** Move the live window to end at `now` without new data (a sensor gone quiet). */
+  slide(now, windowSeconds) {
+    if (this.range !== "live") return;
+    this.setWindow(now - windowSeconds, now);
+    for (const unitChart of this.units.values()) this.schedule(unitChart);
+  }
+
   setWindow(since, until) {
     this.window = { since, until };
     for (const { chart } of this.units.values()) {

@@ -79,16 +79,17 @@ function onReading(reading) {
   const { source, sensor, ts, values } = reading;
   if (typeof source !== "string" || typeof sensor !== "string" || !wanted(source, sensor)) return;
   if (typeof ts !== "number" || !values || typeof values !== "object") return;
-  const fresh = !views.has(`${source}/${sensor}`);
+  let added = !views.has(`${source}/${sensor}`);
   const view = viewOf(source, sensor);
   for (const [metric, value] of Object.entries(values)) {
-    view.addMetric(metric);
+    added = view.addMetric(metric) || added;
     view.setValue(metric, value);
   }
   view.seen(ts, now());
   view.charts.appendLive(ts, values, RANGES.live);
-  // A sensor first seen on the stream gets its charts at once, and its history behind them.
-  if (fresh) loadHistory(view, { quiet: true });
+  // A sensor or metric first seen on the stream gets its card and chart at
+  // once, and whatever history the server has behind them.
+  if (added) loadHistory(view, { quiet: true });
 }
 
 /** [since, until] in Unix seconds for a range, ending now. */
@@ -207,10 +208,19 @@ async function start() {
   });
   document.querySelector(".connection-retry").addEventListener("click", () => stream.retryNow());
   addEventListener("online", () => stream.retryNow());
+  // Leaving closes the stream at once (the server frees the slot); coming
+  // back from the back/forward cache reopens it, resuming after the last id.
   addEventListener("pagehide", () => stream.close());
+  addEventListener("pageshow", (event) => {
+    if (event.persisted) stream.open();
+  });
   setInterval(() => {
     const t = now();
-    for (const view of views.values()) view.tick(t);
+    for (const view of views.values()) {
+      view.tick(t);
+      // A silent sensor's live chart keeps moving, so its silence shows as a gap.
+      if (range === "live" && view.el.dataset.stale === "true") view.charts.slide(t, RANGES.live);
+    }
     showConnection(stream.state, { retryAt: stream.retryAt, failures: stream.failures });
   }, 1000);
   setInterval(refreshSensors, SENSORS_REFRESH_MS);
