@@ -8,6 +8,7 @@ event id, which is what makes ``Last-Event-ID`` exact across web replicas.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 
 import redis
@@ -43,6 +44,8 @@ redis.call('PUBLISH', ARGV[1],
 return id
 """
 _MESSAGE_KEYS = frozenset({"data", "type", "id", "retry"})
+# Stream ids are Redis's clock in ms; a day covers any skew between hosts.
+MAX_ID_AHEAD = 86400
 
 
 class Forgotten(Exception):
@@ -64,7 +67,10 @@ class Event:
 def stream_id_key(stream_id: str) -> tuple[int, int]:
     """Order stream ids numerically ("ms-seq"); ValueError if malformed."""
     ms, _, seq = stream_id.partition("-")
-    if not ms.isdigit() or (seq and not seq.isdigit()) or len(ms) > 16 or len(seq) > 16:
+    # isascii: str.isdigit() is also true for "²" and Arabic-Indic digits, which Redis refuses.
+    if not (ms + seq).isascii() or not ms.isdigit() or (seq and not seq.isdigit()):
+        raise ValueError(f"not a stream id: {stream_id!r:.40}")
+    if len(ms) > 16 or len(seq) > 16:
         raise ValueError(f"not a stream id: {stream_id!r:.40}")
     return int(ms), int(seq or 0)
 
@@ -84,9 +90,13 @@ def parse_message(data: str | bytes) -> Event:
     event_id = msg.get("id")
     if event_id is not None:
         try:
-            stream_id_key(event_id) if isinstance(event_id, str) else stream_id_key("x")
+            key = stream_id_key(event_id) if isinstance(event_id, str) else stream_id_key("x")
         except ValueError:
             raise ReadingError("message id is not a stream id") from None
+        # An id from the future would become the hub's high-water mark and
+        # make every real event after it look like a duplicate.
+        if key[0] > (time.time() + MAX_ID_AHEAD) * 1000:
+            raise ReadingError("message id is a stream id from the future")
     return Event(event_id, Reading.from_dict(msg["data"]))
 
 

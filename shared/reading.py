@@ -49,6 +49,7 @@ UNIT_SUFFIXES = (
 _KEYS = frozenset({"source", "sensor", "ts", "seq", "values"})
 _MIN_TS = 946684800.0  # 2000-01-01: earlier means the clock was never set
 _MAX_TS = 4102444800.0  # 2100-01-01
+_MAX_SEQ = 2**63 - 1  # SQLite's INTEGER and Redis's tonumber stop here
 
 
 class ReadingError(ValueError):
@@ -74,9 +75,14 @@ def _check_number(what: str, value: object) -> float:
     # bool is an int in Python; a JSON true is not a measurement.
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ReadingError(f"{what} must be a number")
-    if not math.isfinite(value):
+    try:
+        # float() of a JSON integer with hundreds of digits overflows.
+        number = float(value)
+    except OverflowError:
+        raise ReadingError(f"{what} must be finite") from None
+    if not math.isfinite(number):
         raise ReadingError(f"{what} must be finite")
-    return float(value)
+    return number
 
 
 def _check_values(values: object) -> dict[str, float]:
@@ -112,9 +118,11 @@ class Reading:
             raise ReadingError("ts must be Unix seconds between 2000 and 2100")
         object.__setattr__(self, "ts", ts)
         if self.seq is not None and (
-            isinstance(self.seq, bool) or not isinstance(self.seq, int) or self.seq < 0
+            isinstance(self.seq, bool)
+            or not isinstance(self.seq, int)
+            or not 0 <= self.seq <= _MAX_SEQ
         ):
-            raise ReadingError("seq must be a non-negative integer")
+            raise ReadingError("seq must be an integer from 0 to 2**63-1")
         object.__setattr__(self, "values", _check_values(self.values))
 
     @classmethod

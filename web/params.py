@@ -25,6 +25,8 @@ def names(args: Mapping[str, str], name: str) -> frozenset[str] | None:
     raw = args.get(name, "")
     if not raw:
         return None
+    if len(raw) > MAX_LIST * 66:  # 32 names of 64 characters, commas and spaces
+        raise BadParameter(name, f"at most {MAX_LIST} names")
     items = [item.strip() for item in raw.split(",") if item.strip()]
     if len(items) > MAX_LIST:
         raise BadParameter(name, f"at most {MAX_LIST} names")
@@ -83,7 +85,8 @@ def integer(args: Mapping[str, str], name: str, default: int, low: int, high: in
     raw = args.get(name, "").strip()
     if not raw:
         return default
-    if not raw.isdigit() or len(raw) > 9:
+    # isascii: "²".isdigit() is true but int("²") raises.
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 9:
         raise BadParameter(name, f"must be an integer from {low} to {high}")
     value = int(raw)
     if not low <= value <= high:
