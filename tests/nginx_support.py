@@ -156,7 +156,7 @@ class Nginx:
         self.proc = subprocess.Popen(
             [NGINX, "-p", str(self.prefix), "-c", str(self.conf), "-g", "daemon off;"],
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
         )
         return self
 
