@@ -1,0 +1,120 @@
+"""`python -m bench` (`make bench`): product vs stock flask-sse, then the offline figures."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+
+from bench import offline, report
+from bench.fanout import LoadResult, Session
+from bench.loadclient import raise_nofile
+from bench.plan import CAPACITY, FULL, QUICK, Sizes
+from bench.servers import Server, start_servers, time_to_first_byte
+from devtools.stack import Stack
+from shared.redis_server import RedisServer
+
+logger = logging.getLogger("bench")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (the test suite)")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs", help="report directory")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers per server")
+    parser.add_argument("--client-procs", type=int, default=2, help="load-client processes")
+    parser.add_argument("--max-clients", type=int, default=None, help="cap the capacity search")
+    parser.add_argument("--only", choices=["product", "stock"], help="measure one server")
+    return parser.parse_args(argv)
+
+
+def run_server(
+    server: Server, sizes: Sizes, procs: int, cap: int | None
+) -> tuple[list[LoadResult], list[LoadResult]]:
+    """Every step against one server on one growing pool: (all runs, capacity runs)."""
+    session, results, failed = Session(server, procs), [], False
+    try:
+        for step in sizes.steps:
+            # The capacity search ends at its first failure; the fixed runs always run.
+            if (cap and step.clients > cap) or (step.kind == CAPACITY and failed):
+                continue
+            result = session.run(step.clients, step.rate, step.duration, sizes.drain)
+            logger.info(
+                "%s %d x %g/s: delivered %d/%d p99 %s ms, %s us/event",
+                server.name,
+                step.clients,
+                step.rate,
+                result.delivered,
+                result.expected,
+                result.p99_ms,
+                result.cpu_us_per_event,
+            )
+            results.append((step.kind, result))
+            if step.kind == CAPACITY and not result.ok(report.P99_LIMIT_MS):
+                failed = True
+    finally:
+        session.close()
+    return [r for _, r in results], [r for k, r in results if k == CAPACITY]
+
+
+def offline_figures(redis_url: str, sizes: Sizes, tmp: Path) -> list[offline.Figure]:
+    """Recorder ingest, /api/series, producer CPU."""
+    client = redis.Redis.from_url(redis_url)
+    return [
+        offline.recorder_ingest(client, tmp / "recorder.sqlite3", sizes.recorder_readings),
+        offline.series_query(tmp / "series.sqlite3", sizes.series_days, sizes.series_repeats),
+        offline.producer_cpu(redis_url, tmp / "outbox.sqlite3", sizes.producer_readings),
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run everything and write the report."""
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    sizes = QUICK if args.quick else FULL
+    raise_nofile()  # before any child starts: they inherit it
+    args.out.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    with tempfile.TemporaryDirectory(prefix="sensor-display-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        # Stock flask-sse needs a Redis connection per client: room for all of them.
+        redis_server = RedisServer(maxclients=100_000).start()
+        stack = Stack.create(tmp, {"REDIS_URL": redis_server.url}, log_dir=tmp / "logs")
+        try:
+            servers = start_servers(stack, args.workers, heartbeat=15.0)
+            ttfb = {n: time_to_first_byte(s.port, s.path) for n, s in servers.items()}
+            runs, caps = {}, {}
+            for name, server in servers.items():
+                if args.only and name != args.only:
+                    continue
+                runs[name], caps[name] = run_server(
+                    server, sizes, args.client_procs, args.max_clients
+                )
+            figures = offline_figures(redis_server.url, sizes, tmp)
+            version = redis.Redis.from_url(redis_server.url).info("server")["redis_version"]
+        finally:
+            stack.stop_all()
+            redis_server.stop()
+    report.write_all(
+        args.out,
+        runs,
+        caps,
+        ttfb,
+        figures,
+        report.conditions(version, args.workers, args.client_procs),
+        quick=args.quick,
+        seconds=time.time() - started,
+    )
+    logger.info("report written to %s", args.out / "benchmarks.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""Fan-out runs: hold N streams, publish R readings/s, count and time every delivery."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+from bench.clients import ClientPool
+from bench.publisher import Background
+from bench.servers import Server
+
+WARMUP_RATE = 2.0  # readings/s while streams open: stock sends no headers before one
+
+
+@dataclass
+class LoadResult:
+    """One measured run against one server."""
+
+    server: str
+    clients: int
+    rate: float
+    held: int
+    sent: int
+    expected: int
+    delivered: int
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    max_ms: float | None
+    deliveries_per_s: float
+    cpu_s: float
+    cpu_us_per_event: float | None
+    rss_per_conn_kb: float | None
+    redis_conns: int
+    workers: int
+    dropped: int
+
+    @property
+    def lost(self) -> int:
+        """Events expected but not delivered in time."""
+        return self.expected - self.delivered
+
+    def ok(self, p99_limit_ms: float) -> bool:
+        """Every stream held, nothing lost, p99 under the limit."""
+        return (
+            self.held == self.clients
+            and self.lost == 0
+            and self.p99_ms is not None
+            and self.p99_ms < p99_limit_ms
+        )
+
+    def as_dict(self) -> dict:
+        """For the JSON results file."""
+        return {**asdict(self), "lost": self.lost}
+
+
+class Session:
+    """One client pool against one server, grown step by step."""
+
+    def __init__(self, server: Server, processes: int) -> None:
+        self.server = server
+        self.pool = ClientPool("127.0.0.1", server.port, server.path, processes)
+        self.held = 0
+        self.rss0 = server.rss_bytes()
+
+    def ensure(self, clients: int, settle: float = 1.0) -> int:
+        """Open streams until `clients` are held (warm-up events flowing); the number held."""
+        with Background(self.server.publisher, WARMUP_RATE):
+            if clients > self.held:
+                self.pool.start_open(clients - self.held)
+                self.held = self.pool.wait_open()["open"]
+            time.sleep(settle)
+        return self.held
+
+    def run(self, clients: int, rate: float, duration: float, drain: float) -> LoadResult:
+        """Hold `clients`, publish `rate`/s for `duration` s, wait `drain` s for stragglers."""
+        self.ensure(clients)
+        rss_per_conn = (self.server.rss_bytes() - self.rss0) / max(self.held, 1) / 1024
+        redis_conns = self.server.redis_connections()
+        cpu0 = self.server.cpu_seconds()
+        t0 = time.time()
+        self.pool.start_measure(t0, t0 + 86400)
+        time.sleep(0.05)  # the command reaches the clients before the first event
+        sent = self.server.publisher.pace(rate, duration)
+        got = self.pool.collect(sent.t1 + drain)
+        cpu = self.server.cpu_seconds() - cpu0
+        self.held = got.open
+        return LoadResult(
+            server=self.server.name,
+            clients=clients,
+            rate=rate,
+            held=got.open + got.closed,
+            sent=sent.count,
+            expected=sent.count * (got.open + got.closed),
+            delivered=got.events,
+            p50_ms=got.percentile(0.50),
+            p95_ms=got.percentile(0.95),
+            p99_ms=got.percentile(0.99),
+            max_ms=got.max_ms,
+            deliveries_per_s=got.events / max(sent.t1 - sent.t0, 1e-6),
+            cpu_s=cpu,
+            cpu_us_per_event=cpu / got.events * 1e6 if got.events else None,
+            rss_per_conn_kb=rss_per_conn,
+            redis_conns=redis_conns,
+            workers=self.server.workers_alive(),
+            dropped=got.closed,
+        )
+
+    def close(self) -> None:
+        """Close the streams, then publish a little so the server notices them gone."""
+        self.pool.close()
+        with Background(self.server.publisher, 5.0):
+            time.sleep(2.0)

@@ -1,0 +1,289 @@
+"""The report: docs/benchmarks.md, the p99 plot, and a JSON of every figure."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from collections.abc import Iterable
+from dataclasses import asdict
+from importlib import metadata
+from pathlib import Path
+
+from bench.fanout import LoadResult
+from bench.offline import Figure
+
+P99_LIMIT_MS = 250.0
+PACKAGES = ("flask", "flask-sse", "gunicorn", "gevent", "redis", "hiredis")
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo, else the platform's guess."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def conditions(redis_version: str, workers: int, processes: int) -> list[str]:
+    """The machine and software the figures were measured on."""
+    versions = ", ".join(f"{p} {metadata.version(p)}" for p in PACKAGES)
+    return [
+        f"CPU: {cpu_model()}, {os.cpu_count()} cores; Linux {platform.release()}",
+        f"Python {platform.python_version()}, Redis {redis_version}; {versions}",
+        f"both servers: gunicorn, {workers} gevent workers, worker_connections 50,000,"
+        " backlog 4,096, timeout 30 s, fd limit raised (the same `web.__main__.options`)",
+        f"load client: {processes} processes, raw non-blocking sockets on epoll, HTTP/1.0;"
+        " clients, servers and Redis share the same machine (loopback), so the client's"
+        " CPU competes with the server's",
+        "latency: the reading's `ts` (stamped just before PUBLISH) to the client's recv,"
+        " same clock",
+    ]
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def load_table(results: Iterable[LoadResult]) -> list[str]:
+    """A markdown table of fan-out runs."""
+    rows = [
+        "| server | clients | msg/s | held | expected | delivered | lost | p50 ms | p95 ms"
+        " | p99 ms | max ms | deliveries/s | CPU us/event | RSS KB/conn | Redis conns"
+        " | workers |",
+        "|" + " --- |" * 16,
+    ]
+    for r in results:
+        rows.append(
+            f"| {r.server} | {r.clients:,} | {r.rate:g} | {r.held:,} | {r.expected:,}"
+            f" | {r.delivered:,} | {r.lost:,} | {_fmt(r.p50_ms)} | {_fmt(r.p95_ms)}"
+            f" | {_fmt(r.p99_ms)} | {_fmt(r.max_ms)} | {_fmt(r.deliveries_per_s, 0)}"
+            f" | {_fmt(r.cpu_us_per_event)} | {_fmt(r.rss_per_conn_kb)} | {r.redis_conns:,}"
+            f" | {r.workers} |"
+        )
+    return rows
+
+
+def capacity(results: Iterable[LoadResult]) -> int:
+    """The most clients held at 1 msg/s with p99 under the limit and nothing lost."""
+    return max((r.clients for r in results if r.ok(P99_LIMIT_MS)), default=0)
+
+
+def plot(capacity_runs: dict[str, list[LoadResult]], path: Path) -> None:
+    """p99 latency against clients at 1 msg/s, one line per server."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for name, runs in capacity_runs.items():
+        pts = [(r.clients, r.p99_ms) for r in runs if r.p99_ms is not None]
+        ax.plot([c for c, _ in pts], [p for _, p in pts], marker="o", label=name)
+    ax.axhline(P99_LIMIT_MS, color="grey", linestyle="--", linewidth=1, label="250 ms")
+    ax.set_xlabel("concurrent SSE clients (1 reading/s)")
+    ax.set_ylabel("p99 delivery latency (ms)")
+    ax.set_yscale("log")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Every raw figure, for comparing runs."""
+    path.write_text(json.dumps(data, indent=2, default=_plain) + "\n")
+
+
+def _plain(obj: object) -> object:
+    if isinstance(obj, LoadResult):
+        return obj.as_dict()
+    if isinstance(obj, Figure):
+        return asdict(obj)
+    raise TypeError(type(obj).__name__)
+
+
+def _find(runs: list[LoadResult], clients: int, rate: float) -> LoadResult | None:
+    return next((r for r in runs if r.clients == clients and r.rate == rate), None)
+
+
+def _cpu_per_event(runs: list[LoadResult]) -> float | None:
+    """Server CPU per delivered event over every run that delivered."""
+    events = sum(r.delivered for r in runs)
+    return sum(r.cpu_s for r in runs) / events * 1e6 if events else None
+
+
+def summary(
+    runs: dict[str, list[LoadResult]],
+    caps: dict[str, list[LoadResult]],
+    ttfb: dict[str, float | None],
+) -> list[tuple[str, str, str, str, str]]:
+    """(what, target, product, stock, product/stock) rows."""
+    prod, stock = runs.get("product", []), runs.get("stock", [])
+    rows = []
+    cap_p, cap_s = capacity(caps.get("product", [])), capacity(caps.get("stock", []))
+    rows.append(
+        (
+            "clients at 1 msg/s, p99 < 250 ms, no loss",
+            ">= 15,000",
+            f"{cap_p:,}",
+            f"{cap_s:,}",
+            _ratio(cap_p, cap_s),
+        )
+    )
+    cpu_p, cpu_s = _cpu_per_event(prod), _cpu_per_event(stock)
+    rows.append(
+        (
+            "server CPU per delivered event (us, all runs)",
+            "<= 10",
+            _fmt(cpu_p),
+            _fmt(cpu_s),
+            _ratio(cpu_p, cpu_s),
+        )
+    )
+    for clients, rate, target in (
+        (1000, 10, "p99 <= 25 ms, no loss"),
+        (5000, 10, "p99 <= 100 ms, no loss"),
+        (5000, 50, ">= 250,000/s, no loss"),
+    ):
+        p, s = _find(prod, clients, rate), _find(stock, clients, rate)
+        rows.append(
+            (
+                f"{clients:,} x {rate} msg/s",
+                target,
+                _brief(p),
+                _brief(s),
+                _ratio(p and p.p99_ms, s and s.p99_ms, "p99 "),
+            )
+        )
+    idle_p = max(prod, key=lambda r: r.held, default=None)
+    idle_s = max(stock, key=lambda r: r.held, default=None)
+    rows.append(
+        (
+            "idle memory per connection (KB)",
+            "<= 15",
+            _fmt(idle_p and idle_p.rss_per_conn_kb),
+            _fmt(idle_s and idle_s.rss_per_conn_kb),
+            _ratio(idle_p and idle_p.rss_per_conn_kb, idle_s and idle_s.rss_per_conn_kb),
+        )
+    )
+    rows.append(
+        (
+            "Redis connections at the most clients",
+            "independent of clients",
+            _conns(idle_p),
+            _conns(idle_s),
+            "",
+        )
+    )
+    rows.append(
+        (
+            "time to first byte of /stream, nothing published (ms)",
+            "at once",
+            _fmt(ttfb.get("product")),
+            _fmt(ttfb.get("stock")) if ttfb.get("stock") else "none within 3 s",
+            "",
+        )
+    )
+    return rows
+
+
+def _brief(r: LoadResult | None) -> str:
+    if r is None:
+        return "-"
+    return (
+        f"p99 {_fmt(r.p99_ms)} ms, lost {r.lost:,}/{r.expected:,}, {_fmt(r.deliveries_per_s, 0)}/s"
+    )
+
+
+def _conns(r: LoadResult | None) -> str:
+    return "-" if r is None else f"{r.redis_conns:,} for {r.held:,} clients"
+
+
+def _ratio(a: float | None, b: float | None, label: str = "") -> str:
+    if not a or not b:
+        return "-"
+    return f"{label}{a / b:.2f}x"
+
+
+def render(
+    runs: dict[str, list[LoadResult]],
+    caps: dict[str, list[LoadResult]],
+    ttfb: dict[str, float | None],
+    figures: list[Figure],
+    conds: list[str],
+    *,
+    quick: bool,
+    seconds: float,
+) -> str:
+    """The whole of docs/benchmarks.md."""
+    lines = [
+        "# Benchmarks",
+        "",
+        "Generated by `make bench` (`python -m bench`"
+        + (" --quick" if quick else "")
+        + f"; {seconds / 60:.1f} min). Do not edit by"
+        " hand: the notes at the end come from `bench/notes.md`.",
+        "",
+        "## Conditions",
+        "",
+        *[f"- {c}" for c in conds],
+        "",
+        "## Summary (targets from issue 6)",
+        "",
+        "| what | target | product | stock flask-sse | product / stock |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    lines += [f"| {' | '.join(row)} |" for row in summary(runs, caps, ttfb)]
+    lines += [
+        "",
+        "## Fan-out runs",
+        "",
+        "Every run on one growing set of streams per server; `expected` = readings"
+        " sent x streams held, `delivered` = arrived within the drain time after the"
+        " last publish. CPU is the gunicorn tree's user+system time over the run.",
+        "",
+    ]
+    lines += load_table([r for name in runs for r in runs[name]])
+    lines += [
+        "",
+        "![p99 latency against clients](bench-p99.png)",
+        "",
+        "## Recorder, history API, producer",
+        "",
+        "| what | figure | conditions |",
+        "| --- | --- | --- |",
+    ]
+    lines += [f"| {f.name} | {f.value:,.1f} {f.unit} | {f.conditions} |" for f in figures]
+    notes = Path(__file__).with_name("notes.md")
+    if notes.exists():
+        lines += ["", notes.read_text().rstrip()]
+    return "\n".join(lines) + "\n"
+
+
+def write_all(
+    out: Path,
+    runs: dict[str, list[LoadResult]],
+    caps: dict[str, list[LoadResult]],
+    ttfb: dict[str, float | None],
+    figures: list[Figure],
+    conds: list[str],
+    *,
+    quick: bool,
+    seconds: float,
+) -> None:
+    """benchmarks.md, bench-p99.png and bench-results.json into `out`."""
+    (out / "benchmarks.md").write_text(
+        render(runs, caps, ttfb, figures, conds, quick=quick, seconds=seconds)
+    )
+    plot(caps, out / "bench-p99.png")
+    write_json(
+        out / "bench-results.json",
+        {"runs": runs, "ttfb_ms": ttfb, "figures": figures, "conditions": conds},
+    )

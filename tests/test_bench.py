@@ -1,0 +1,62 @@
+"""`make bench` runs at a tiny size and writes its report with both servers in it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytest.importorskip("matplotlib")
+pytest.importorskip("psutil")
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("bench")
+    subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--out", str(out)],
+        cwd=ROOT,
+        check=True,
+        timeout=110,
+        capture_output=True,
+    )
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(150)
+def test_quick_bench_writes_the_report(report: Path) -> None:
+    text = (report / "benchmarks.md").read_text()
+    assert "| product |" in text
+    assert "| stock |" in text
+    assert (report / "bench-p99.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(150)
+def test_every_event_arrives_at_tiny_sizes(report: Path) -> None:
+    runs = json.loads((report / "bench-results.json").read_text())["runs"]
+    assert set(runs) == {"product", "stock"}
+    for results in runs.values():
+        assert results
+        for r in results:
+            assert r["held"] == r["clients"]
+            assert r["expected"] > 0
+            assert r["delivered"] == r["expected"]
+            assert 0 < r["p99_ms"] < 5000
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(150)
+def test_product_needs_no_redis_connection_per_client(report: Path) -> None:
+    runs = json.loads((report / "bench-results.json").read_text())["runs"]
+    most = max(runs["product"], key=lambda r: r["held"])
+    assert most["redis_conns"] < most["held"]
+    figures = json.loads((report / "bench-results.json").read_text())["figures"]
+    assert {f["name"] for f in figures} == {"recorder ingest", "/api/series", "producer CPU"}
+    assert all(f["value"] > 0 for f in figures)
