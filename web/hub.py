@@ -236,7 +236,6 @@ class Hub:
     @contextmanager
     def client(self) -> Iterator[int]:
         """Register a client for metrics; yields its starting cursor."""
-        self.start()
         self.stats.clients += 1
         try:
             yield self.head

@@ -1,0 +1,100 @@
+"""The Redis bus on a real redis-server: atomic publish, replay, interop with flask-sse."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import redis
+from flask import Flask
+from flask_sse import sse
+
+from shared.bus import Bus, parse_message, stream_id_key
+from shared.reading import Reading, ReadingError
+
+
+def reading(seq: int | None = 1, sensor: str = "demo") -> Reading:
+    return Reading(
+        source="pi", sensor=sensor, ts=time.time(), seq=seq, values={"temperature_c": 21.5}
+    )
+
+
+def next_message(pubsub: redis.client.PubSub, timeout: float = 5.0) -> dict:
+    """Wait with a deadline for the next message (subscribe replies are skipped)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        message = pubsub.get_message(timeout=0.5)
+        if message is not None:
+            return message
+    raise TimeoutError("no message")
+
+
+def test_publish_puts_the_same_event_on_channel_and_stream(redis_client: redis.Redis) -> None:
+    bus = Bus(redis_client)
+    pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe("readings")
+    event_id = bus.publish(reading())
+    message = next_message(pubsub)
+    event = parse_message(message["data"])
+    assert event.id == event_id
+    assert bus.read_after("0-0") == [event]
+    assert json.loads(message["data"])["type"] == "reading"
+
+
+def test_a_repeated_seq_is_published_once(redis_client: redis.Redis) -> None:
+    bus = Bus(redis_client)
+    assert bus.publish(reading(seq=5)) is not None
+    assert bus.publish(reading(seq=5)) is None
+    assert bus.publish(reading(seq=4)) is None
+    assert bus.publish(reading(seq=6)) is not None
+    assert bus.publish(reading(seq=None)) is not None
+    assert len(bus.read_after("0-0")) == 3
+
+
+def test_stream_ids_grow_and_read_after_is_exclusive(redis_client: redis.Redis) -> None:
+    bus = Bus(redis_client)
+    ids = [bus.publish(reading(seq=i)) for i in range(5)]
+    assert sorted(ids, key=stream_id_key) == ids
+    assert [e.id for e in bus.read_after(ids[1])] == ids[2:]
+    assert bus.first_id() == ids[0]
+    assert bus.last_id() == ids[-1]
+
+
+def test_stock_flask_sse_publish_is_a_valid_message(redis_url: str, redis_client) -> None:
+    app = Flask(__name__)
+    app.config["REDIS_URL"] = redis_url
+    pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe("readings")
+    with app.app_context():
+        sse.publish(reading(seq=None).to_dict(), type="reading", channel="readings")
+    event = parse_message(next_message(pubsub)["data"])
+    assert event.id is None
+    assert event.reading.sensor == "demo"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"garbage",
+        b'{"data": {"source": "pi"}, "type": "reading"}',
+        b'{"data": {"source":"a","sensor":"b","ts":1763712000,"values":{"t_c":1}}, "type": "alarm"}',
+        b'{"data": {"source":"a","sensor":"b","ts":1763712000,"values":{"t_c":1}}, "id": "x-y"}',
+        b'{"data": {"source":"a","sensor":"b","ts":1763712000,"values":{"t_c":1}}, "channel": "x"}',
+        b'"just a string"',
+        b"x" * 100_000,
+    ],
+)
+def test_malformed_messages_are_refused(data: bytes) -> None:
+    with pytest.raises(ReadingError):
+        parse_message(data)
+
+
+def test_errors_are_reported_and_cleared(redis_client: redis.Redis) -> None:
+    bus = Bus(redis_client)
+    bus.report_error("pi", "bme280", "no device answers at 0x76", 1.0)
+    assert bus.sensor_errors() == {
+        ("pi", "bme280"): {"error": "no device answers at 0x76", "ts": 1.0}
+    }
+    bus.report_error("pi", "bme280", None, 2.0)
+    assert bus.sensor_errors() == {}

@@ -1,0 +1,114 @@
+"""The hub fed with canned channel messages, malformed ones included."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import redis
+
+from shared.bus import Bus
+from shared.reading import Reading
+from web.hub import Hub, Overrun
+from web.stream import Filter, stream_events
+
+
+def message(seq: int, *, sensor: str = "demo", event_id: str | None = None) -> bytes:
+    reading = Reading(
+        source="pi", sensor=sensor, ts=time.time(), seq=seq, values={"temperature_c": 20.0 + seq}
+    )
+    msg = {"data": reading.to_dict(), "type": "reading"}
+    if event_id:
+        msg["id"] = event_id
+    return json.dumps(msg).encode()
+
+
+@pytest.fixture
+def hub(redis_client: redis.Redis) -> Hub:
+    return Hub(redis_client, Bus(redis_client), ring_size=8)
+
+
+BAD = [
+    b"not json",
+    b"{}",
+    b'{"data": {"source": "pi"}, "type": "reading"}',
+    b'{"data": {"source":"pi","sensor":"x","ts":1763712000,"values":{"t_c":NaN}}}',
+    b'{"data": {"source":"pi","sensor":"x","ts":1763712000,"values":{"t_c":1}}, "type":"x"}',
+    b"\xff\xfe",
+]
+
+
+def test_bad_messages_are_dropped_and_counted(hub: Hub) -> None:
+    for data in BAD:
+        assert hub.accept_message(data) == 0
+    assert hub.accept_message(message(1, event_id="5-0")) == 1
+    assert hub.stats.rejected == len(BAD)
+    assert hub.head == 1
+
+
+def test_an_event_is_encoded_once_with_its_id(hub: Hub) -> None:
+    hub.accept_message(message(1, event_id="1763712000000-0"))
+    [entry] = list(hub.entries(0))
+    assert entry.payload.startswith(b"event:reading\ndata:{")
+    assert entry.payload.endswith(b"\nid:1763712000000-0\n\n")
+
+
+def test_repeats_by_id_or_seq_are_dropped(hub: Hub) -> None:
+    assert hub.accept_message(message(1, event_id="10-0")) == 1
+    assert hub.accept_message(message(2, event_id="10-0")) == 0  # same stream id
+    assert hub.accept_message(message(1, event_id="11-0")) == 0  # same seq, re-sent
+    assert hub.accept_message(message(2)) == 1  # stock publisher: no id
+    assert hub.stats.duplicates == 2
+
+
+def test_a_client_that_falls_off_the_ring_is_told(hub: Hub) -> None:
+    for seq in range(10):
+        hub.accept_message(message(seq, event_id=f"{seq + 1}-0"))
+    with pytest.raises(Overrun):
+        list(hub.entries(0))
+    assert len(list(hub.entries(hub.head - 8))) == 8
+
+
+def take(body, n: int) -> list[bytes]:
+    return [next(body) for _ in range(n)]
+
+
+def test_a_new_client_gets_retry_then_snapshot_then_live(hub: Hub) -> None:
+    hub.accept_message(message(1, event_id="1-0"))
+    hub.accept_message(message(1, sensor="cpu", event_id="2-0"))
+    body = stream_events(hub, Filter(), None, heartbeat=0.05, history=None)
+    [opening] = take(body, 1)
+    assert opening.startswith(b"retry:2000\n\n:connected\n\n")
+    assert opening.count(b"event:reading") == 2
+    assert opening.endswith(b"id:2-0\n\n")  # resume point for the browser
+    hub.accept_message(message(2, event_id="3-0"))
+    hub._notify()
+    assert next(body).endswith(b"id:3-0\n\n")
+    assert next(body) == b":hb\n\n"
+    body.close()
+    assert hub.stats.clients == 0
+
+
+def test_filters_apply_to_snapshot_and_live(hub: Hub) -> None:
+    hub.accept_message(message(1, sensor="cpu", event_id="1-0"))
+    body = stream_events(
+        hub, Filter(sensors=frozenset({"demo"})), None, heartbeat=0.05, history=None
+    )
+    assert b"event:reading" not in next(body)
+    hub.accept_message(message(2, sensor="cpu", event_id="2-0"))
+    hub.accept_message(message(3, sensor="demo", event_id="3-0"))
+    hub._notify()
+    chunk = next(body)
+    assert b'"sensor":"demo"' in chunk
+    assert b'"sensor":"cpu"' not in chunk
+    body.close()
+
+
+def test_stop_tells_clients_to_reconnect(hub: Hub) -> None:
+    body = stream_events(hub, Filter(), None, heartbeat=5, history=None)
+    next(body)
+    hub.stop()
+    assert next(body).startswith(b"retry:")
+    with pytest.raises(StopIteration):
+        next(body)
