@@ -71,6 +71,7 @@ class Settings:
     bind: str = "127.0.0.1"
     bme280_address: int = 0x76
     bme280_emulate: bool = False
+    bme280_oversampling: int = 1
     i2c_bus: int = 1
     sysfs_root: Path = Path("/sys")
     access_token: str = ""
@@ -108,6 +109,7 @@ class Settings:
             bind=env.get("BIND", "").strip() or "127.0.0.1",
             bme280_address=_int(env, "BME280_ADDRESS", 0x76, 0x03, 0x77),
             bme280_emulate=_bool(env, "BME280_EMULATE"),
+            bme280_oversampling=_int(env, "BME280_OVERSAMPLING", 1, 1, 16),
             i2c_bus=_int(env, "I2C_BUS", 1, 0, 255),
             sysfs_root=Path(env.get("SYSFS_ROOT", "") or "/sys"),
             access_token=env.get("ACCESS_TOKEN", "").strip(),

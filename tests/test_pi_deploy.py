@@ -18,7 +18,7 @@ INSTALL = PI / "install.sh"
 ENV_EXAMPLE = PI / "producer.env.example"
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze") or "/usr/bin/systemd-analyze"
 # Settings the env file documents that shared/settings.py does not read yet.
-PENDING_SETTINGS = {"BME280_OVERSAMPLING"}
+PENDING_SETTINGS: set[str] = set()
 
 needs_systemd = pytest.mark.skipif(
     not Path(SYSTEMD_ANALYZE).exists(), reason="systemd-analyze is not installed"

@@ -132,7 +132,7 @@ class Bme280Driver(Driver):
             open_bus,
             bus_number=settings.i2c_bus,
             address=settings.bme280_address,
-            oversampling=getattr(settings, "bme280_oversampling", 1),
+            oversampling=settings.bme280_oversampling,
             emulated=settings.bme280_emulate,
         )
 
