@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import gevent
 import redis
 from flask import current_app
 
@@ -55,6 +56,9 @@ class Services:
             # never starve it.
             self._hub = Hub(connect(url), self.bus, seed=self.latest_from_db)
             self._hub.start()
+            from web.metrics import push_forever
+
+            gevent.spawn(push_forever, self._hub, self.redis, self.settings.redis_channel)
         return self._hub
 
     @property

@@ -1,0 +1,147 @@
+"""GET /metrics: Prometheus text for every worker of every replica together.
+
+Each worker writes its counters to a short-lived Redis hash every few
+seconds; any worker answers a scrape by summing them, so a scrape through a
+load balancer sees the whole system, not one worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from dataclasses import asdict
+
+import gevent
+import redis
+from flask import Blueprint, Response
+
+from shared import store
+from web.db import HistoryUnavailable, get_db
+from web.hub import Hub
+from web.services import services
+
+logger = logging.getLogger(__name__)
+
+bp = Blueprint("metrics", __name__)
+
+PUSH_EVERY = 2.0
+TTL = 15
+COUNTERS = {
+    "received": "messages received on the channel",
+    "rejected": "channel messages dropped as invalid",
+    "duplicates": "channel messages dropped as repeats",
+    "reconnects": "Redis subscription reconnects",
+    "dropped_slow": "clients dropped for falling behind",
+    "events_out": "events written to clients",
+    "bytes_out": "bytes of events written to clients",
+}
+
+
+def worker_key(channel: str) -> str:
+    """This worker's hash: one per host and pid."""
+    return f"{channel}:metrics:{socket.gethostname()}:{os.getpid()}"
+
+
+def push_forever(hub: Hub, client: redis.Redis, channel: str) -> None:
+    """Publish this worker's counters until the hub stops."""
+    key = worker_key(channel)
+    while not hub.stopping:
+        try:
+            stats = asdict(hub.stats)
+            stats.pop("reasons")
+            stats["depth"] = hub.head
+            stats["connected"] = int(hub.connected)
+            with client.pipeline() as pipe:
+                pipe.hset(key, mapping=stats).expire(key, TTL).execute()
+        except redis.RedisError as exc:
+            logger.debug("metrics push failed: %s", exc)
+        gevent.sleep(PUSH_EVERY)
+
+
+def _workers(client: redis.Redis, channel: str) -> list[dict[str, float]]:
+    out = []
+    for key in client.scan_iter(match=f"{channel}:metrics:*", count=100):
+        raw = client.hgetall(key)
+        out.append({k.decode(): float(v) for k, v in raw.items()})
+    return out
+
+
+def render(
+    workers: list[dict[str, float]],
+    recorder: dict[bytes, bytes],
+    ages: list[tuple[str, str, float]],
+) -> str:
+    """The exposition text."""
+    lines = []
+
+    def metric(name: str, kind: str, help_: str, samples: list[tuple[str, float]]) -> None:
+        lines.append(f"# HELP sensor_display_{name} {help_}")
+        lines.append(f"# TYPE sensor_display_{name} {kind}")
+        lines.extend(f"sensor_display_{name}{labels} {value:g}" for labels, value in samples)
+
+    metric("workers", "gauge", "web workers reporting", [("", len(workers))])
+    metric(
+        "clients",
+        "gauge",
+        "SSE clients connected",
+        [("", sum(w.get("clients", 0) for w in workers))],
+    )
+    metric(
+        "subscriptions_live",
+        "gauge",
+        "workers whose Redis subscription is live",
+        [("", sum(w.get("connected", 0) for w in workers))],
+    )
+    for name, help_ in COUNTERS.items():
+        metric(f"{name}_total", "counter", help_, [("", sum(w.get(name, 0) for w in workers))])
+    if recorder:
+        rec = {k.decode(): float(v) for k, v in recorder.items()}
+        metric(
+            "recorder_lag",
+            "gauge",
+            "stream entries the recorder has not read",
+            [("", rec.get("lag", -1))],
+        )
+        metric(
+            "recorder_inserted_total",
+            "counter",
+            "readings stored by the recorder",
+            [("", rec.get("inserted", 0))],
+        )
+        metric(
+            "recorder_status_age_seconds",
+            "gauge",
+            "seconds since the recorder reported",
+            [("", time.time() - rec.get("ts", 0))],
+        )
+    metric(
+        "sensor_last_seen_age_seconds",
+        "gauge",
+        "seconds since a sensor's last reading",
+        [(f'{{source="{s}",sensor="{n}"}}', age) for s, n, age in ages],
+    )
+    return "\n".join(lines) + "\n"
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    """Prometheus text format 0.0.4."""
+    svc = services()
+    channel = svc.settings.redis_channel
+    try:
+        workers = _workers(svc.redis, channel)
+        recorder = svc.redis.hgetall(f"{channel}:recorder")
+    except redis.RedisError as exc:
+        logger.warning("metrics from Redis unavailable: %s", exc)
+        workers, recorder = [], {}
+    now = time.time()
+    try:
+        ages = [
+            (e.reading.source, e.reading.sensor, now - e.reading.ts) for e in store.latest(get_db())
+        ]
+    except HistoryUnavailable:
+        ages = []
+    body = render(workers, recorder, ages)
+    return Response(body, mimetype="text/plain", headers={"Cache-Control": "no-cache"})
