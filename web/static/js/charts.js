@@ -66,7 +66,8 @@ export class SensorCharts {
 
   /** Make room for a metric: its unit's chart (created on first use) and its datasets. */
   ensureMetric(metric, unit, color) {
-    if (this.metrics.has(metric)) return;
+    // Without Chart.js (vendor files not installed) the cards still work.
+    if (this.metrics.has(metric) || typeof Chart === "undefined") return;
     const unitChart = this.units.get(unit) || this.createChart(unit);
     const label = metricLabel(metric);
     const common = { metric, parsing: false, pointRadius: 0, borderWidth: 0, data: [] };

@@ -3,6 +3,7 @@
 
 const badge = document.getElementById("connection");
 const text = badge.querySelector(".connection-text");
+const countdown = badge.querySelector(".connection-countdown");
 const retry = badge.querySelector(".connection-retry");
 
 const LABELS = {
@@ -13,15 +14,14 @@ const LABELS = {
 
 /** Show the stream's state; `retryAt` (ms) is when the next attempt is due, 0 if the browser retries. */
 export function showConnection(state, { retryAt = 0 } = {}) {
-  let label = LABELS[state];
-  if (state === "offline") {
-    const seconds = Math.ceil((retryAt - Date.now()) / 1000);
-    label = retryAt && seconds > 0
-      ? `Server unreachable, retrying in ${seconds} s`
-      : "Server unreachable, retrying…";
-  }
+  const label = state === "offline" ? "Server unreachable, retrying" : LABELS[state];
   if (!label) return;
   if (badge.dataset.state !== state) badge.dataset.state = state;
   if (text.textContent !== label) text.textContent = label;
+  // The countdown ticks every second, outside the live region: a screen
+  // reader hears "Server unreachable, retrying" once, not every second.
+  const seconds = Math.ceil((retryAt - Date.now()) / 1000);
+  const rest = state === "offline" ? (retryAt && seconds > 0 ? ` in ${seconds} s` : "…") : "";
+  if (countdown.textContent !== rest) countdown.textContent = rest;
   retry.hidden = state !== "offline";
 }

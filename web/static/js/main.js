@@ -142,9 +142,12 @@ function scheduleHistoryRefresh() {
   historyTimer = setInterval(() => loadAllHistory({ quiet: true }), HISTORY_REFRESH_MS[range]);
 }
 
+let lastingNotice = ""; // a problem no refresh will fix (charts missing)
+
 function showNotice(text) {
-  noticeEl.textContent = text;
-  noticeEl.hidden = !text;
+  const shown = text || lastingNotice;
+  noticeEl.textContent = shown;
+  noticeEl.hidden = !shown;
 }
 
 async function refreshSensors() {
@@ -187,6 +190,11 @@ function setupRangeSelector() {
 }
 
 function setupChartDefaults() {
+  if (typeof Chart === "undefined") {
+    lastingNotice = "Charts are unavailable: web/static/vendor is missing (run `make assets`).";
+    showNotice("");
+    return;
+  }
   const colors = theme();
   Chart.defaults.font.family = colors.font;
   Chart.defaults.font.size = 11;
