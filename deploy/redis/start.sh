@@ -11,8 +11,11 @@
 #   recorder  REDIS_RECORDER_PASSWORD   consumer group on the stream, delivery marks
 #
 # Every key the app uses is "<REDIS_CHANNEL>:<name>" (see shared/bus.py), so one
-# channel name scopes every user. `%R~` / `%W~` (Redis >= 7.0) split read and
-# write access per key: a producer may read the recorder's marks, not move them.
+# channel name scopes every user. `%R~` (Redis >= 7.0) makes a key read-only
+# for a user. The producer's publish script takes the recorder's marks as a
+# key, and Redis grants a script's keys only with read and write access, so
+# the producer holds write access to them too: its limit is the four keys and
+# the commands below, not read-only marks.
 set -eu
 
 : "${REDIS_PASSWORD:?set REDIS_PASSWORD (see .env.example)}"
@@ -30,7 +33,7 @@ exec redis-server \
   --appendfsync everysec \
   --user default on ">${REDIS_PASSWORD}" '~*' '&*' '+@all' \
   --user producer on ">${REDIS_PRODUCER_PASSWORD}" resetchannels "&${ch}" \
-    "%RW~${ch}:stream" "%RW~${ch}:published" "%R~${ch}:recorded" "%RW~${ch}:errors" \
+    "~${ch}:stream" "~${ch}:published" "~${ch}:recorded" "~${ch}:errors" \
     -@all +@connection +evalsha +eval '+script|load' '+script|exists' \
     +time +xadd +publish +hget +hset +hdel +hgetall +xrange +xrevrange \
   --user web on ">${REDIS_WEB_PASSWORD}" resetchannels "&${ch}" "%R~${ch}:*" \
