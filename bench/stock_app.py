@@ -44,10 +44,11 @@ class StockServer(web_main.WebServer):
 
 
 def stock_options(settings: Settings) -> dict[str, Any]:
-    """The product's gunicorn options without its hub hooks."""
+    """The product's gunicorn options without its hub hooks and its worker subclass."""
     opts = web_main.options(settings)
     for hook in ("post_worker_init", "worker_exit"):
         opts.pop(hook)
+    opts["worker_class"] = "gevent"  # stock gunicorn: the product's send tweak is its own
     opts["proc_name"] = "flask-sse-stock"
     return opts
 
