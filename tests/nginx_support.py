@@ -35,6 +35,7 @@ http {{
     uwsgi_temp_path {dir}/tmp/uwsgi;
     scgi_temp_path {dir}/tmp/scgi;
     access_log {dir}/access.log;
+{extra}
     include {dir}/conf.d/npm-like.conf;
 }}
 """
@@ -55,6 +56,8 @@ def render_nginx(
     forward: tuple[str, int],
     read_timeout: str = "90s",
     stream_read_timeout: str | None = None,
+    extra_http: str = "",
+    snippet_without: str | None = None,
 ) -> Path:
     """Write an nginx prefix under `directory`; the main config's path.
 
@@ -70,6 +73,9 @@ def render_nginx(
         snippet = snippet.replace(
             "proxy_read_timeout 1h;", f"proxy_read_timeout {stream_read_timeout};"
         )
+    if snippet_without is not None:
+        assert snippet.count(snippet_without) == 1
+        snippet = snippet.replace(snippet_without, "")
     (directory / "npm" / "sse-advanced.conf").write_text(snippet)
     values = {
         "NPM_LISTEN": listen,
@@ -85,7 +91,7 @@ def render_nginx(
     # workers can write the private temp directory.
     user = "user root;\n" if os.geteuid() == 0 else ""
     main = directory / "nginx.conf"
-    main.write_text(_MAIN.format(dir=directory, user=user))
+    main.write_text(_MAIN.format(dir=directory, user=user, extra=extra_http))
     return main
 
 

@@ -46,6 +46,7 @@ class Proxy:
     stack: Stack
     bus: Bus
     nginx: Nginx
+    dns_port: int
     replicas: dict[str, str] = field(default_factory=dict)  # ip -> process name
 
 
@@ -85,7 +86,9 @@ def proxy(redis_server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pr
             )
             with Nginx(conf) as nginx:
                 nginx.wait_listening("127.0.0.1", nginx_port)
-                yield Proxy("127.0.0.1", nginx_port, web_port, stack, Bus(client), nginx, replicas)
+                yield Proxy(
+                    "127.0.0.1", nginx_port, web_port, stack, Bus(client), nginx, dns.port, replicas
+                )
         finally:
             stack.stop_all()
             client.close()
@@ -175,6 +178,45 @@ def test_events_arrive_without_waiting_in_a_buffer(proxy: Proxy) -> None:
             assert delay < 0.5, f"event {n} took {delay:.2f}s: held in a buffer?"
     finally:
         client.close()
+
+
+def first_delay(proxy: Proxy, root: Path, seq: int, **render: str) -> float | None:
+    """Seconds for one event through a second nginx rendered with `render`; None if held."""
+    port = free_port()
+    conf = render_nginx(
+        root,
+        listen=f"127.0.0.1:{port}",
+        resolver=f"127.0.0.1:{proxy.dns_port}",
+        forward=("web", proxy.web_port),
+        **render,
+    )
+    with Nginx(conf) as nginx:
+        nginx.wait_listening("127.0.0.1", port)
+        client = SseClient("127.0.0.1", port, timeout=2.0)
+        client.connect()
+        try:
+            client.next_block()
+            sent = time.monotonic()
+            proxy.bus.publish(reading(seq, "buffer"))
+            try:
+                data = client.next_event()
+            except TimeoutError:
+                return None
+            assert data is not None
+            return time.monotonic() - sent
+        finally:
+            client.close()
+
+
+# An nginx between NPM and the app that eats X-Accel-Buffering (sourcelens#4).
+EATS_HEADER = "    proxy_ignore_headers X-Accel-Buffering;"
+
+
+def test_snippet_alone_keeps_events_flowing(proxy: Proxy, tmp_path: Path) -> None:
+    """Without the app's X-Accel-Buffering, the snippet's buffering off still holds."""
+    delay = first_delay(proxy, tmp_path / "a", 3_000, extra_http=EATS_HEADER)
+    assert delay is not None
+    assert delay < 0.5
 
 
 def test_idle_stream_outlives_the_read_timeout(proxy: Proxy) -> None:
