@@ -86,6 +86,8 @@ class Stack:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        if out is not subprocess.DEVNULL:
+            out.close()  # the child has its own copy; ours would leak (ResourceWarning)
         self.procs[name] = proc
         return proc
 
