@@ -27,6 +27,8 @@ from web.sse import encode_event
 logger = logging.getLogger(__name__)
 
 IdKey = tuple[int, int]
+# How far back the first subscription reads to continue the seeded readings.
+SEED_CATCH_UP_MS = 60_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +82,7 @@ class Hub:
         self.last_id: str | None = None
         self.latest: dict[tuple[str, str], bytes] = {}
         self._seqs: dict[tuple[str, str], int] = {}
+        self._seed_keys: list[IdKey] = []
         self._seed = seed
         self.connected = False
         self.stopping = False
@@ -120,7 +123,14 @@ class Hub:
             return
         try:
             for event in self._seed():
-                self.latest[event.reading.key] = event.reading.to_json().encode()
+                reading = event.reading
+                self.latest[reading.key] = reading.to_json().encode()
+                # Clients may take this as their snapshot before the first
+                # subscription: the catch-up must continue right after it.
+                if reading.seq is not None:
+                    self._seqs[reading.key] = reading.seq
+                if event.id is not None:
+                    self._seed_keys.append(stream_id_key(event.id))
         except Exception:  # the history is a nicety here, never a reason to stop
             logger.exception("could not load the latest readings from the database")
 
@@ -129,10 +139,8 @@ class Hub:
         try:
             pubsub.subscribe(self.bus.channel)
             if self.last_id is None:
-                self.last_id = self.bus.last_id()
-                self.last_key = stream_id_key(self.last_id) if self.last_id else None
-            else:
-                self._catch_up()
+                self._start_position()
+            self._catch_up()
             self.connected = True
             logger.info("subscribed to Redis channel %r", self.bus.channel)
             while not self.stopping:
@@ -140,6 +148,22 @@ class Hub:
         finally:
             self.connected = False
             pubsub.close()
+
+    def _start_position(self) -> None:
+        """First subscription: read on from the oldest seeded reading (a minute at most).
+
+        The database's latest readings lag the stream by the recorder's
+        batch; starting at the stream's end would leave that span in neither
+        the snapshot nor the ring.
+        """
+        last = self.bus.last_id()
+        if last is None or not self._seed_keys:
+            self.last_id = last
+        else:
+            floor = (stream_id_key(last)[0] - SEED_CATCH_UP_MS, 0)
+            start = min(max(min(self._seed_keys), floor), stream_id_key(last))
+            self.last_id = f"{start[0]}-{start[1]}"
+        self.last_key = stream_id_key(self.last_id) if self.last_id else None
 
     def _pump(self, pubsub: redis.client.PubSub) -> None:
         message = pubsub.get_message(timeout=1.0)

@@ -1,0 +1,1 @@
+"""Fault-test helpers: a whole stack as real processes, a TCP proxy to cut, and the tally."""
