@@ -218,7 +218,11 @@ def _drop_silent_peer(sock: socket.socket | None, heartbeat: float) -> None:
 
 
 def _last_event_id() -> str | None:
-    """The query parameter (validated: 400), else the header (malformed: reset)."""
+    """The header (malformed: reset), else the query parameter (malformed: 400).
+
+    The header wins: after an automatic reconnect it is newer than the id
+    the page put in the URL when it opened the EventSource.
+    """
     query = request.args.get("last_event_id", "").strip()
     if query:
         try:
@@ -227,7 +231,6 @@ def _last_event_id() -> str | None:
             raise params.BadParameter(
                 "last_event_id", "must be a stream id such as 1763712000125-0"
             ) from None
-        return query
     # A malformed header gets a reset, not a 400: an EventSource never
     # retries after a non-200, and the header is not the user's typing.
-    return request.headers.get("Last-Event-ID", "").strip()[:64] or None
+    return request.headers.get("Last-Event-ID", "").strip()[:64] or query or None
