@@ -9,6 +9,7 @@ with its arrival time, so a test can check exactly-once delivery and latency.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -86,10 +87,8 @@ class SSEClient(threading.Thread):
         self._stop_event.set()
         sock = self._sock
         if sock is not None:
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         if self.is_alive():
             self.join(10)
 

@@ -20,11 +20,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sse_client import Received, SSEClient
+
 from devtools.stack import ROOT, Stack, wait_http
+from faults.proxy import TCPProxy
 from producers.outbox import Outbox
 from shared.redis_server import RedisServer, free_port
-from faults.proxy import TCPProxy
-from sse_client import Received, SSEClient
 
 SENSOR = "demo"
 # Seeded into each outbox so the first seq a producer makes is known exactly.
