@@ -137,9 +137,12 @@ class Hub:
     def _listen(self) -> None:
         pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
         try:
-            pubsub.subscribe(self.bus.channel)
+            # The position first, then the subscription, then the catch-up:
+            # whatever is published in between is read from the stream once
+            # and its channel copy dropped as a repeat, so nothing is lost.
             if self.last_id is None:
                 self._start_position()
+            pubsub.subscribe(self.bus.channel)
             self._catch_up()
             self.connected = True
             logger.info("subscribed to Redis channel %r", self.bus.channel)
@@ -156,8 +159,10 @@ class Hub:
         batch; starting at the stream's end would leave that span in neither
         the snapshot nor the ring.
         """
-        last = self.bus.last_id()
-        if last is None or not self._seed_keys:
+        # An empty stream starts at 0-0, so what is published before the
+        # subscription is live is still read by the catch-up.
+        last = self.bus.last_id() or "0-0"
+        if not self._seed_keys:
             self.last_id = last
         else:
             floor = (stream_id_key(last)[0] - SEED_CATCH_UP_MS, 0)
