@@ -13,8 +13,9 @@ from typing import Any
 from shared.bus import Event, stream_id_key
 from shared.reading import Reading
 
-# Below one minute per bucket the raw rows are read; above, the minute rollup.
-_ROLLUP_SECONDS = 60
+# Short ranges read the raw rows (exact buckets); longer ones the minute
+# rollup, where a minute belongs to the bucket holding its middle.
+_RAW_SPAN = 3 * 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,9 +190,9 @@ def series(
 ) -> list[Bucket]:
     """One metric in `points` equal buckets of [since, until): min/avg/max/n in SQL."""
     width = max((until - since) / points, 1e-3)
-    if width >= _ROLLUP_SECONDS:
+    if until - since > _RAW_SPAN and width >= 60:
         sql = _SERIES_ROLLUP
-        args = (since, width, source, sensor, metric, int(since // 60), until / 60)
+        args = (since, width, source, sensor, metric, (since - 30) / 60, (until - 30) / 60)
     else:
         sql = _SERIES_RAW
         args = (f"$.{metric}", since, width, source, sensor, since, until)
@@ -204,7 +205,7 @@ def series(
 
 
 _SERIES_ROLLUP = (
-    "SELECT CAST((minute * 60 - ?1) / ?2 AS INTEGER) AS b, min(vmin), max(vmax),"
+    "SELECT CAST((minute * 60 + 30 - ?1) / ?2 AS INTEGER) AS b, min(vmin), max(vmax),"
     " sum(vsum), sum(n) FROM rollup_1m WHERE source = ?3 AND sensor = ?4 AND metric = ?5"
     " AND minute >= ?6 AND minute < ?7 GROUP BY b ORDER BY b"
 )

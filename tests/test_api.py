@@ -1,0 +1,160 @@
+"""The HTTP API over a seeded database: shapes, filters, and 400s that name the parameter."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+
+import pytest
+
+from shared import store
+from shared.bus import Event
+from shared.reading import Reading
+
+NOW = time.time()
+
+
+@pytest.fixture
+def seeded(app, settings):
+    conn = store.connect(settings.database_path)
+    events = [
+        Event(
+            f"{int((NOW - 600 + i) * 1000)}-0",
+            Reading(
+                source="pi",
+                sensor=sensor,
+                ts=NOW - 600 + i,
+                seq=i,
+                values={"temperature_c": 20 + i / 100, "humidity_pct": 40.0},
+            ),
+        )
+        for i in range(600)
+        for sensor in ("bme280",)
+    ]
+    events.append(
+        Event(
+            None,
+            Reading(source="server", sensor="hwmon", ts=NOW - 5, values={"k10temp_tctl_c": 45.5}),
+        )
+    )
+    store.insert_events(conn, events)
+    conn.close()
+    return app
+
+
+def test_sensors_lists_metrics_units_and_last_values(client, seeded) -> None:
+    body = client.get("/api/sensors").get_json()
+    by_key = {(s["source"], s["sensor"]): s for s in body["sensors"]}
+    pi = by_key[("pi", "bme280")]
+    assert pi["metrics"]["temperature_c"] == {"last": pytest.approx(25.99), "unit": "c"}
+    assert pi["metrics"]["humidity_pct"]["unit"] == "pct"
+    assert pi["last_seen"] == pytest.approx(NOW - 1)
+    assert pi["last_error"] is None
+    assert by_key[("server", "hwmon")]["metrics"]["k10temp_tctl_c"]["last"] == 45.5
+
+
+def test_sensor_errors_reported_by_producers_show(client, seeded, redis_client) -> None:
+    from shared.bus import Bus
+
+    Bus(redis_client).report_error("pi", "bme280", "no device answers at 0x76", NOW)
+    [pi] = [s for s in client.get("/api/sensors").get_json()["sensors"] if s["source"] == "pi"]
+    assert pi["last_error"] == "no device answers at 0x76"
+
+
+def test_readings_oldest_first_with_limit(client, seeded) -> None:
+    body = client.get(f"/api/readings?sensor=bme280&since={NOW - 100}&limit=3").get_json()
+    seqs = [r["seq"] for r in body["readings"]]
+    assert seqs == [500, 501, 502]
+    assert set(body["readings"][0]) == {"source", "sensor", "ts", "seq", "values"}
+
+
+def test_readings_accept_iso_times(client, seeded) -> None:
+    since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(NOW - 60))
+    body = client.get(f"/api/readings?source=pi&since={since}").get_json()
+    assert 55 <= len(body["readings"]) <= 61
+
+
+def test_a_valid_name_that_matches_nothing_is_empty(client, seeded) -> None:
+    assert client.get("/api/readings?source=nobody").get_json() == {"readings": []}
+    body = client.get("/api/series?source=nobody&sensor=x&metric=t_c").get_json()
+    assert body["buckets"] == []
+
+
+def test_series_is_downsampled(client, seeded) -> None:
+    body = client.get(
+        f"/api/series?source=pi&sensor=bme280&metric=temperature_c"
+        f"&since={NOW - 600}&until={NOW}&points=10"
+    ).get_json()
+    assert (body["source"], body["sensor"], body["metric"]) == ("pi", "bme280", "temperature_c")
+    assert len(body["buckets"]) == 10
+    first = body["buckets"][0]
+    assert set(first) == {"t", "min", "avg", "max", "n"}
+    assert first["n"] == 60
+    assert first["min"] <= first["avg"] <= first["max"]
+
+
+def test_export_csv(client, seeded) -> None:
+    response = client.get(f"/api/export.csv?source=pi&since={NOW - 10}")
+    assert response.mimetype == "text/csv"
+    rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+    assert {r["metric"] for r in rows} == {"temperature_c", "humidity_pct"}
+    assert rows[0]["source"] == "pi"
+
+
+@pytest.mark.parametrize(
+    ("url", "parameter"),
+    [
+        ("/api/readings?since=yesterday", "since"),
+        ("/api/readings?until=2026-13-45", "until"),
+        ("/api/readings?limit=-1", "limit"),
+        ("/api/readings?limit=100000", "limit"),
+        ("/api/readings?limit=ten", "limit"),
+        ("/api/readings?source=bad%20name", "source"),
+        ("/api/readings?sensor=%3Cscript%3E", "sensor"),
+        ("/api/readings?since=100&until=50", "since"),
+        ("/api/readings?since=0", "since"),
+        ("/api/series?sensor=bme280&metric=temperature_c", "source"),
+        ("/api/series?source=pi&metric=temperature_c", "sensor"),
+        ("/api/series?source=pi&sensor=bme280", "metric"),
+        ("/api/series?source=pi&sensor=bme280&metric=Temp", "metric"),
+        ("/api/series?source=pi&sensor=bme280&metric=t_c&points=0", "points"),
+        ("/api/series?source=pi&sensor=bme280&metric=t_c&since=nan", "since"),
+        ("/api/export.csv?limit=0", "limit"),
+        ("/stream?source=a,b%20c", "source"),
+        ("/stream?last_event_id=abc", "last_event_id"),
+    ],
+)
+def test_bad_parameters_are_400_naming_the_parameter(
+    client, seeded, url: str, parameter: str
+) -> None:
+    response = client.get(url)
+    assert response.status_code == 400
+    assert parameter in response.get_json()["error"]
+
+
+def test_history_missing_is_503_with_a_reason(client, settings) -> None:
+    settings.database_path.unlink()
+    response = client.get("/api/readings")
+    assert response.status_code == 503
+    assert "recorder" in response.get_json()["error"]
+
+
+def test_unknown_route_is_json_404(client) -> None:
+    response = client.get("/api/nothing")
+    assert response.status_code == 404
+    assert "error" in response.get_json()
+
+
+def test_pages_carry_strict_security_headers(client) -> None:
+    response = client.get("/")
+    assert response.status_code == 200
+    csp = response.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp
+    assert "unsafe-inline" not in csp
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert b"data-metric" in response.data or b"<template" in response.data
+
+
+def test_healthz(client) -> None:
+    assert client.get("/healthz").get_json() == {"status": "ok"}
