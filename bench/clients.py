@@ -11,6 +11,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -102,6 +104,14 @@ class ClientPool:
             out.failed += r["failed"]
             out.hist.update({float(k): v for k, v in r["hist"]})
         return out
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU of the load-client processes so far."""
+        total = 0.0
+        for proc in self.procs:
+            t = psutil.Process(proc.pid).cpu_times()
+            total += t.user + t.system
+        return total
 
     def close(self) -> None:
         """Tell every process to quit and reap it."""

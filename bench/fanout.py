@@ -34,6 +34,7 @@ class LoadResult:
     redis_conns: int
     workers: int
     dropped: int
+    client_cpu_s: float
 
     @property
     def lost(self) -> int:
@@ -77,13 +78,14 @@ class Session:
         self.ensure(clients)
         rss_per_conn = (self.server.rss_bytes() - self.rss0) / max(self.held, 1) / 1024
         redis_conns = self.server.redis_connections()
-        cpu0 = self.server.cpu_seconds()
+        cpu0, client0 = self.server.cpu_seconds(), self.pool.cpu_seconds()
         t0 = time.time()
         self.pool.start_measure(t0, t0 + 86400)
         time.sleep(0.05)  # the command reaches the clients before the first event
         sent = self.server.publisher.pace(rate, duration)
         got = self.pool.collect(sent.t1 + drain)
         cpu = self.server.cpu_seconds() - cpu0
+        client_cpu = self.pool.cpu_seconds() - client0
         self.held = got.open
         return LoadResult(
             server=self.server.name,
@@ -104,6 +106,7 @@ class Session:
             redis_conns=redis_conns,
             workers=self.server.workers_alive(),
             dropped=got.closed,
+            client_cpu_s=client_cpu,
         )
 
     def close(self) -> None:

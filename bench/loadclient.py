@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 # HTTP/1.0: gunicorn then sends the body raw, without chunked framing to undo.
 REQUEST = "GET {path} HTTP/1.0\r\nHost: bench\r\nAccept: text/event-stream\r\n\r\n"
 CONNECT_BATCH = 400  # connects in flight at once: stays under the listen backlog
+OPEN_TIMEOUT = 90.0  # answer `open` by then even if some streams never answered
 TS_KEY = b'"ts":'
 
 
@@ -87,13 +88,14 @@ class LoadClient:
         self.window = Window()
         self.pending_reply: float | None = None
         self.open_waiting = False
+        self.open_deadline = 0.0
+        self.pending = 0  # streams whose response headers have not arrived yet
 
     # -- connections -------------------------------------------------------
 
     def _start_connects(self) -> None:
         """Keep up to CONNECT_BATCH connects in flight."""
-        in_flight = sum(1 for c in self.conns.values() if not c.headers_done)
-        while self.to_open and in_flight < CONNECT_BATCH:
+        while self.to_open and self.pending < CONNECT_BATCH:
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.setblocking(False)
             err = sock.connect_ex(self.addr)
@@ -104,7 +106,7 @@ class LoadClient:
                 conn = Conn(sock, time.monotonic())
                 self.conns[sock.fileno()] = conn
                 self.epoll.register(sock.fileno(), select.EPOLLOUT)
-                in_flight += 1
+                self.pending += 1
             self.to_open -= 1
 
     def _on_writable(self, fd: int, conn: Conn) -> None:
@@ -123,9 +125,10 @@ class LoadClient:
         conn = self.conns.pop(fd)
         self.epoll.unregister(fd)
         conn.sock.close()
+        if not conn.headers_done:
+            self.pending -= 1
         if failed or not conn.headers_done:
             self.failed += 1
-            self._check_open_done()
         else:
             self.closed += 1
 
@@ -163,8 +166,8 @@ class LoadClient:
             return None
         conn.tail = b""
         conn.headers_done = True
+        self.pending -= 1
         self.ttfb.append((time.monotonic() - conn.started) * 1000)
-        self._check_open_done()
         return body if head.startswith(b"HTTP/1.") and b" 200 " in head[:16] else b""
 
     def _count(self, buf: bytes, end: int, now: float) -> None:
@@ -184,11 +187,10 @@ class LoadClient:
     # -- control -----------------------------------------------------------
 
     def _check_open_done(self) -> None:
-        if (
-            self.open_waiting
-            and not self.to_open
-            and all(c.headers_done for c in self.conns.values())
-        ):
+        if not self.open_waiting:
+            return
+        late = time.monotonic() > self.open_deadline
+        if late or (not self.to_open and not self.pending):
             self.open_waiting = False
             self._reply_open()
 
@@ -198,7 +200,7 @@ class LoadClient:
         reply(
             {
                 "open": len(self.conns),
-                "pending": sum(1 for c in self.conns.values() if not c.headers_done),
+                "pending": self.pending,
                 "failed": self.failed,
                 "ttfb_p50_ms": p50,
             }
@@ -211,6 +213,7 @@ class LoadClient:
         if "open" in cmd:
             self.to_open += int(cmd["open"])
             self.open_waiting = True
+            self.open_deadline = time.monotonic() + OPEN_TIMEOUT
             self._start_connects()
             self._check_open_done()
         elif "status" in cmd:
@@ -269,7 +272,7 @@ class LoadClient:
                     self._on_readable(fd, conn, now)
             if self.to_open:
                 self._start_connects()
-                self._check_open_done()
+            self._check_open_done()
             if self.pending_reply is not None and time.time() >= self.pending_reply:
                 self._reply_measure()
 
