@@ -105,3 +105,10 @@ def time_range(
     if until - since > max_span:
         raise BadParameter("since", f"the range may span at most {max_span / 86400:g} days")
     return since, until
+
+
+def only_channel(args: Mapping[str, str], configured: str) -> None:
+    """flask-sse's `?channel=`: this server streams one channel; naming another is a 400."""
+    raw = args.get("channel")
+    if raw is not None and raw.strip() != configured:
+        raise BadParameter("channel", "this server streams only its configured channel")

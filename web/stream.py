@@ -189,9 +189,11 @@ bp = Blueprint("stream", __name__)
 @bp.get("/stream")
 def stream() -> Response:
     """SSE: `event: reading` for every matching reading, resumable."""
+    svc = services()
+    # Stock flask-sse lets a client pick any Redis channel; this one never does.
+    params.only_channel(request.args, svc.settings.redis_channel)
     wanted = Filter(params.names(request.args, "source"), params.names(request.args, "sensor"))
     last_id = _last_event_id()
-    svc = services()
     _drop_silent_peer(request.environ.get("gunicorn.socket"), svc.settings.heartbeat)
     body = stream_events(
         svc.hub(), wanted, last_id, heartbeat=svc.settings.heartbeat, history=svc.history

@@ -1,0 +1,301 @@
+"""GET /api/openapi.json: an OpenAPI 3.1 description of every route, built from the code's limits.
+
+The limits come from the modules that enforce them (params, api, reading), so
+the description cannot drift from the validation; the tests fuzz the API
+against it with schemathesis.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, jsonify
+
+from web import api, auth, params
+from web.services import services
+
+bp = Blueprint("openapi", __name__, url_prefix="/api")
+
+JSON = "application/json"
+NAME = r"^[A-Za-z0-9._-]{1,64}$"
+NAME_LIST = rf"^[A-Za-z0-9._-]{{1,64}}(,[A-Za-z0-9._-]{{1,64}}){{0,{params.MAX_LIST - 1}}}$"
+METRIC = r"^[a-z][a-z0-9_]{0,63}$"
+STREAM_ID = r"^[0-9]{1,16}(-[0-9]{1,16})?$"
+MAX_TIME = 4102444800
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {JSON: {"schema": schema}}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return _json(_ref("Error"), description)
+
+
+def _query(name: str, schema: dict[str, Any], description: str, required: bool = False) -> dict:
+    return {
+        "name": name,
+        "in": "query",
+        "required": required,
+        "schema": schema,
+        "description": description,
+    }
+
+
+def _time(name: str, default: str) -> dict[str, Any]:
+    schema = {
+        "anyOf": [
+            {"type": "string", "pattern": r"^[0-9]{1,10}(\.[0-9]{1,6})?$"},
+            {"type": "string", "format": "date-time"},
+        ]
+    }
+    text = f"Unix seconds or ISO 8601 (naive = UTC), 1970-2100; default {default}"
+    return _query(name, schema, text)
+
+
+def _names(name: str) -> dict[str, Any]:
+    schema = {"type": "string", "pattern": NAME_LIST, "maxLength": params.MAX_LIST * 66}
+    return _query(name, schema, f"comma list of at most {params.MAX_LIST} {name} names")
+
+
+def _selection() -> list[dict[str, Any]]:
+    return [
+        _names("source"),
+        _names("sensor"),
+        _time("since", f"until - 1 h; the range spans at most {api.MAX_RAW_SPAN / api.DAY:g} days"),
+        _time("until", "now"),
+        _query("limit", {"type": "integer", "minimum": 1, "maximum": 10_000}, "default 1000"),
+    ]
+
+
+def _series_params() -> list[dict[str, Any]]:
+    one = {"type": "string", "pattern": NAME}
+    return [
+        _query("source", one, "the source", required=True),
+        _query("sensor", one, "the sensor", required=True),
+        _query("metric", {"type": "string", "pattern": METRIC}, "the metric", required=True),
+        _time(
+            "since", f"until - 1 h; the range spans at most {api.MAX_SERIES_SPAN / api.DAY:g} days"
+        ),
+        _time("until", "now"),
+        _query("points", {"type": "integer", "minimum": 1, "maximum": 5000}, "default 300"),
+    ]
+
+
+def _stream_params(channel: str) -> list[dict[str, Any]]:
+    return [
+        _names("source"),
+        _names("sensor"),
+        _query(
+            "last_event_id",
+            {"type": "string", "pattern": STREAM_ID},
+            "resume after this id (the Last-Event-ID header wins)",
+        ),
+        _query(
+            "channel",
+            {"type": "string", "enum": [channel]},
+            "accepted for flask-sse clients; any channel but the configured one is a 400",
+        ),
+    ]
+
+
+def _api_errors() -> dict[str, Any]:
+    return {
+        "400": _error("a parameter is malformed or out of range; `error` names it"),
+        "503": _error("the history database is not there yet or cannot be read"),
+    }
+
+
+def _paths(channel: str) -> dict[str, Any]:
+    return {
+        "/api/sensors": {
+            "get": {
+                "summary": "every known source/sensor with its metrics and last values",
+                "responses": {"200": _json(_ref("Sensors"), "the sensors"), **_api_errors()},
+            }
+        },
+        "/api/readings": {
+            "get": {
+                "summary": "raw readings, oldest first",
+                "parameters": _selection(),
+                "responses": {"200": _json(_ref("Readings"), "the readings"), **_api_errors()},
+            }
+        },
+        "/api/series": {
+            "get": {
+                "summary": "one metric downsampled to buckets of min/avg/max/n",
+                "parameters": _series_params(),
+                "responses": {"200": _json(_ref("Series"), "the buckets"), **_api_errors()},
+            }
+        },
+        "/api/export.csv": {
+            "get": {
+                "summary": "the /api/readings selection as CSV, one row per value",
+                "parameters": _selection(),
+                "responses": {
+                    "200": {
+                        "description": "ts,time_utc,source,sensor,seq,metric,value",
+                        "content": {"text/csv": {"schema": {"type": "string"}}},
+                    },
+                    **_api_errors(),
+                },
+            }
+        },
+        "/stream": {
+            "get": {
+                "summary": "Server-Sent Events: `event: reading` per matching reading, resumable",
+                "parameters": _stream_params(channel),
+                "responses": {
+                    "200": {
+                        "description": "an endless SSE stream (retry, comments, events)",
+                        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                    },
+                    "400": _error("a malformed filter, last_event_id or channel"),
+                },
+            }
+        },
+        **_probe_paths(),
+    }
+
+
+def _probe_paths() -> dict[str, Any]:
+    ready = {
+        "type": "object",
+        "required": ["ready", "problems"],
+        "properties": {
+            "ready": {"type": "boolean"},
+            "problems": {"type": "array", "items": {"type": "string"}},
+            "last_event_age_s": {"type": ["number", "null"]},
+        },
+    }
+    return {
+        "/healthz": {
+            "get": {
+                "summary": "the process answers",
+                "security": [],
+                "responses": {"200": _json({"type": "object"}, "alive")},
+            }
+        },
+        "/readyz": {
+            "get": {
+                "summary": "the Redis subscription is live and the history readable",
+                "security": [],
+                "responses": {"200": _json(ready, "ready"), "503": _json(ready, "not ready")},
+            }
+        },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus text, every worker together",
+                "responses": {
+                    "200": {
+                        "description": "Prometheus exposition format",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
+        "/api/openapi.json": {
+            "get": {
+                "summary": "this description",
+                "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1")},
+            }
+        },
+    }
+
+
+def _schemas() -> dict[str, Any]:
+    number = {"type": "number"}
+    reading = {
+        "type": "object",
+        "required": ["source", "sensor", "ts", "values"],
+        "additionalProperties": False,
+        "properties": {
+            "source": {"type": "string", "pattern": NAME},
+            "sensor": {"type": "string", "pattern": NAME},
+            "ts": number,
+            "seq": {"type": "integer", "minimum": 0},
+            "values": {"type": "object", "additionalProperties": number, "minProperties": 1},
+        },
+    }
+    metric = {"type": "object", "required": ["last"], "properties": {"last": number}}
+    sensor = {
+        "type": "object",
+        "required": ["source", "sensor", "metrics", "last_seen", "last_error"],
+        "properties": {
+            "source": {"type": "string"},
+            "sensor": {"type": "string"},
+            "metrics": {"type": "object", "additionalProperties": metric},
+            "last_seen": number,
+            "last_error": {"type": ["string", "null"]},
+        },
+    }
+    bucket = {
+        "type": "object",
+        "required": ["t", "min", "avg", "max", "n"],
+        "properties": {**{k: number for k in ("t", "min", "avg", "max")}, "n": {"type": "integer"}},
+    }
+    return {
+        "Error": {
+            "type": "object",
+            "required": ["error"],
+            "properties": {"error": {"type": "string"}},
+        },
+        "Reading": reading,
+        "Readings": _wrap("readings", _ref("Reading")),
+        "Sensors": _wrap("sensors", sensor),
+        "Series": {
+            "type": "object",
+            "required": ["source", "sensor", "metric", "buckets"],
+            "properties": {
+                "source": {"type": "string"},
+                "sensor": {"type": "string"},
+                "metric": {"type": "string"},
+                "buckets": {"type": "array", "items": bucket},
+            },
+        },
+    }
+
+
+def _wrap(key: str, items: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": [key],
+        "properties": {key: {"type": "array", "items": items}},
+    }
+
+
+def spec(channel: str, protected: bool) -> dict[str, Any]:
+    """The OpenAPI document; with `protected`, the token schemes apply to every route."""
+    doc: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "sensor-display",
+            "version": "1",
+            "description": "Live sensor readings and their history (DESIGN.md section 4).",
+        },
+        "paths": _paths(channel),
+        "components": {"schemas": _schemas()},
+    }
+    if protected:
+        doc["components"]["securitySchemes"] = {
+            "bearer": {"type": "http", "scheme": "bearer"},
+            "session": {"type": "apiKey", "in": "cookie", "name": auth.COOKIE},
+        }
+        doc["security"] = [{"bearer": []}, {"session": []}]
+        for item in doc["paths"].values():
+            if item["get"].get("security") == []:
+                continue
+            item["get"]["responses"].setdefault("401", _error("no valid token or session"))
+            item["get"]["responses"].setdefault("429", _error("too many failed tokens"))
+    return doc
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    """This server's OpenAPI description."""
+    settings = services().settings
+    return jsonify(spec(settings.redis_channel, protected=bool(settings.access_token)))
