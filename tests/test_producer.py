@@ -1,0 +1,149 @@
+"""The producer: demo signals, the outbox, the loop through Redis outages, --once."""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from producers.drivers import SensorError, driver_class, names_for
+from producers.drivers.demo import DemoDriver
+from producers.outbox import Outbox
+from producers.runner import Producer, Sensor, build_sensors
+from shared.bus import Bus
+from shared.reading import Reading
+from shared.redis_server import free_port
+from shared.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_demo_signals_drift_instead_of_jumping() -> None:
+    clock = iter(range(1763712000, 1763712000 + 10_000)).__next__
+    demo = DemoDriver(seed=1, clock=lambda: float(clock()))
+    samples = [demo.read() for _ in range(3600)]
+    temps = [s["temperature_c"] for s in samples]
+    steps = [abs(b - a) for a, b in itertools.pairwise(temps)]
+    assert max(steps) < 0.5  # no jumps from one second to the next
+    assert min(temps) > 15
+    assert max(temps) < 28
+    assert all(0 <= s["humidity_pct"] <= 100 for s in samples)
+    assert all(950 < s["pressure_hpa"] < 1070 for s in samples)
+    Reading(source="x", sensor="demo", ts=1763712000.0, values=samples[-1])  # valid metrics
+
+
+def test_outbox_keeps_seq_across_restarts(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite3"
+    box = Outbox(path)
+    first = box.next_seq("pi", "demo")
+    for i in range(3):
+        box.add(
+            Reading(
+                source="pi", sensor="demo", ts=1763712000.0 + i, seq=first + i, values={"t_c": 1.0}
+            )
+        )
+    box.close()
+    again = Outbox(path)
+    assert again.next_seq("pi", "demo") == first + 3
+    assert [r.seq for _, r in again.unsent()] == [first, first + 1, first + 2]
+
+
+def test_outbox_bound_drops_the_oldest_and_says_so(tmp_path: Path, caplog) -> None:
+    box = Outbox(tmp_path / "o.sqlite3", max_rows=100)
+    for i in range(150):
+        box.add(Reading(source="pi", sensor="demo", ts=time.time(), seq=i, values={"t_c": 1.0}))
+    assert box.enforce_bounds() == 50
+    assert [r.seq for _, r in box.unsent(1)] == [50]
+    assert "dropped the 50 oldest" in caplog.text
+
+
+def make_producer(settings: Settings) -> Producer:
+    sensors = build_sensors(settings)
+    return Producer(settings, sensors, Outbox(settings.outbox_path))
+
+
+def test_readings_wait_in_the_outbox_while_redis_is_away(make_settings, redis_url) -> None:
+    down = make_settings(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0", SENSORS="demo")
+    producer = make_producer(down)
+    for _ in range(5):
+        producer.tick()
+        producer.redis_next_try = 0.0
+        assert producer.flush() == 0
+    assert producer.outbox.pending_count() == 5
+    producer.outbox.close()
+    # Redis comes back: the backlog goes out in order, then live.
+    up = make_producer(make_settings(SENSORS="demo"))
+    up.tick()
+    assert up.flush() == 6
+    client = redis.Redis.from_url(redis_url)
+    seqs = [e.reading.seq for e in Bus(client).read_after("0-0")]
+    assert seqs == sorted(seqs)
+    assert len(seqs) == 6
+    assert seqs[-1] - seqs[0] == 5  # no gap
+    client.close()
+
+
+def test_a_failing_sensor_backs_off_and_the_others_keep_going(make_settings) -> None:
+    class Broken:
+        name = "broken"
+
+        def read(self) -> dict[str, float]:
+            raise SensorError("no device answers at 0x76 on bus 1")
+
+    settings = make_settings(SENSORS="demo")
+    sensors = [Sensor("demo", driver=DemoDriver()), Sensor("broken", driver=Broken())]
+    producer = Producer(settings, sensors, Outbox(settings.outbox_path))
+    assert producer.tick() == 1
+    assert sensors[1].error == "no device answers at 0x76 on bus 1"
+    assert sensors[1].next_try > time.monotonic()
+    producer.flush()
+    bus = Bus(redis.Redis.from_url(settings.redis_url))
+    assert bus.sensor_errors()[("test-host", "broken")]["error"].startswith("no device")
+
+
+def test_unknown_sensor_names_are_explained() -> None:
+    settings = Settings.from_env({"SENSORS": "demo,auto", "SOURCE": "x"})
+    assert names_for(settings) == ["demo", "bme280", "pi_cpu", "hwmon"]
+    with pytest.raises(SensorError, match="choose from demo, pi_cpu, hwmon, bme280, auto"):
+        driver_class("bme680")
+
+
+def run_once(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "producers", "--once"],
+        cwd=ROOT,
+        env={**env, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_once_prints_json_lines_without_redis(tmp_path: Path) -> None:
+    result = run_once(
+        {"SENSORS": "demo", "SOURCE": "lab", "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
+    )
+    assert result.returncode == 0, result.stderr
+    reading = Reading.from_json(result.stdout.strip())
+    assert (reading.source, reading.sensor) == ("lab", "demo")
+
+
+def test_once_with_nothing_readable_exits_non_zero_with_a_sentence(tmp_path: Path) -> None:
+    result = run_once({"SENSORS": "hwmon", "SOURCE": "lab", "SYSFS_ROOT": str(tmp_path)})
+    assert result.returncode != 0
+    assert result.stdout == ""
+    assert "no sensor could be read" in result.stderr
+    assert "hwmon" in result.stderr
+
+
+def test_once_rejects_bad_settings_clearly() -> None:
+    result = run_once({"INTERVAL": "soon"})
+    assert result.returncode == 2
+    assert "INTERVAL" in result.stderr
+    assert result.stdout == ""
