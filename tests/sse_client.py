@@ -62,6 +62,7 @@ class SSEClient(threading.Thread):
     last_id: str | None = None
     max_seq: dict[tuple[str, str], int] = field(default_factory=dict)
     retry_s: float = 2.0
+    waits: list[float] = field(default_factory=list)  # seconds waited before each reconnect
 
     def __post_init__(self) -> None:
         threading.Thread.__init__(self, name=self.name, daemon=True)
@@ -80,7 +81,8 @@ class SSEClient(threading.Thread):
                 self._session(server)
             except (OSError, ValueError) as exc:
                 self.errors.append(f"{server}: {exc!r}")
-            self._stop_event.wait(min(self.retry_s, MAX_RETRY_S))
+            self.waits.append(min(self.retry_s, MAX_RETRY_S))
+            self._stop_event.wait(self.waits[-1])
 
     def stop(self) -> None:
         """Stop and close the connection; join with a deadline."""

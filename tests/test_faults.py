@@ -96,6 +96,23 @@ def test_web_server_killed(make_rig: Callable[..., Rig]) -> None:
     print(f"FAULT web kill: worst latency of the moved clients {gap * 1000:.0f} ms")
 
 
+def test_web_server_drained(make_rig: Callable[..., Rig]) -> None:
+    """SIGTERM one web server: it tells its clients to retry with jitter; they resume exactly."""
+    rig = make_rig()
+    since = settle_baseline()
+    moved = [c for c in rig.clients if c.start_index % 2 == 0]
+    rig.stack.stop("web-0", signal.SIGTERM)
+    wait_for(lambda: all(c.connects >= 2 for c in moved), 20, "clients to resume on web-1")
+    time.sleep(1.0)  # stream a while on the survivor before stopping
+    tally = rig.finish()
+    figures = check(tally, "web server SIGTERM (drain)", since, lambda c, r: c.connects == 1)
+    assert figures["others_p99_ms"] < OTHERS_P99_S * 1000
+    retries = sorted(c.waits[0] for c in moved)
+    # Jitter: not every client comes back at the same instant.
+    assert retries[-1] - retries[0] > 1.0, retries
+    print(f"FAULT drain: reconnect delays spread {retries[0]:.1f}-{retries[-1]:.1f} s")
+
+
 def test_recorder_stopped_then_restarted(make_rig: Callable[..., Rig]) -> None:
     """Stop the recorder for 8 s: lag shows in Redis, a restart resumes the group."""
     rig = make_rig()
