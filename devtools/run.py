@@ -19,6 +19,9 @@ def main() -> int:
         if os.environ.get(name):
             stack.env[name] = os.environ[name]
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # Started from a script in the background, SIGINT arrives ignored;
+    # Ctrl-C must still stop everything.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         redis_url = stack.start_redis()
         print(f"redis:    {redis_url}" + ("  (private, stopped on exit)" if stack.redis else ""))
