@@ -20,6 +20,7 @@ from flask import Blueprint, Response
 from shared import store
 from web.db import HistoryUnavailable, get_db
 from web.hub import Hub
+from web.recorder import group_lag
 from web.services import services
 
 logger = logging.getLogger(__name__)
@@ -36,6 +37,14 @@ COUNTERS = {
     "dropped_slow": "clients dropped for falling behind",
     "events_out": "events written to clients",
     "bytes_out": "bytes of events written to clients",
+}
+
+RECORDER = {
+    "lag": ("recorder_lag", "gauge", "stream entries the recorder has not read"),
+    "lag_s": ("recorder_lag_seconds", "gauge", "age of the oldest entry not yet recorded"),
+    "pending": ("recorder_pending", "gauge", "entries read but not yet stored"),
+    "inserted": ("recorder_inserted_total", "counter", "readings stored by the recorder"),
+    "ts": ("recorder_status_age_seconds", "gauge", "seconds since the recorder reported"),
 }
 
 
@@ -72,6 +81,7 @@ def render(
     workers: list[dict[str, float]],
     recorder: dict[bytes, bytes],
     ages: list[tuple[str, str, float]],
+    lag: dict[str, float] | None = None,
 ) -> str:
     """The exposition text."""
     lines = []
@@ -96,26 +106,12 @@ def render(
     )
     for name, help_ in COUNTERS.items():
         metric(f"{name}_total", "counter", help_, [("", sum(w.get(name, 0) for w in workers))])
-    if recorder:
-        rec = {k.decode(): float(v) for k, v in recorder.items()}
-        metric(
-            "recorder_lag",
-            "gauge",
-            "stream entries the recorder has not read",
-            [("", rec.get("lag", -1))],
-        )
-        metric(
-            "recorder_inserted_total",
-            "counter",
-            "readings stored by the recorder",
-            [("", rec.get("inserted", 0))],
-        )
-        metric(
-            "recorder_status_age_seconds",
-            "gauge",
-            "seconds since the recorder reported",
-            [("", time.time() - rec.get("ts", 0))],
-        )
+    rec = {k.decode(): float(v) for k, v in recorder.items()}
+    rec.update(lag or {})  # read live from Redis: right even while the recorder is down
+    for key, (name, kind, help_) in RECORDER.items():
+        if key in rec:
+            value = time.time() - rec[key] if key == "ts" else rec[key]
+            metric(name, kind, help_, [("", value)])
     metric(
         "sensor_last_seen_age_seconds",
         "gauge",
@@ -133,9 +129,10 @@ def metrics() -> Response:
     try:
         workers = _workers(svc.redis, channel)
         recorder = svc.redis.hgetall(f"{channel}:recorder")
+        lag = group_lag(svc.bus)
     except redis.RedisError as exc:
         logger.warning("metrics from Redis unavailable: %s", exc)
-        workers, recorder = [], {}
+        workers, recorder, lag = [], {}, None
     now = time.time()
     try:
         ages = [
@@ -143,5 +140,5 @@ def metrics() -> Response:
         ]
     except HistoryUnavailable:
         ages = []
-    body = render(workers, recorder, ages)
+    body = render(workers, recorder, ages, lag)
     return Response(body, mimetype="text/plain", headers={"Cache-Control": "no-cache"})

@@ -5,9 +5,11 @@ from __future__ import annotations
 import sqlite3
 import time
 
+import redis
 from flask import Blueprint, Flask, Response, jsonify, render_template
 
 from web.db import HistoryUnavailable, get_db
+from web.recorder import group_lag
 from web.services import services
 
 bp = Blueprint("pages", __name__)
@@ -42,8 +44,15 @@ def readyz() -> tuple[Response, int]:
         get_db().execute("SELECT 1 FROM readings LIMIT 1").fetchall()
     except (HistoryUnavailable, sqlite3.Error) as exc:
         problems.append(str(exc))
+    try:
+        recorder = group_lag(services().bus)
+    except redis.RedisError:
+        recorder = None
+    # The recorder's lag is reported, not judged: a stalled recorder must not
+    # take every web replica out of the load balancer.
     body = {
         "ready": not problems,
+        "recorder": recorder,
         "problems": problems,
         "last_event_age_s": round(time.time() - hub.stats.last_received, 3)
         if hub.stats.last_received

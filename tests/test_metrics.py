@@ -1,0 +1,41 @@
+"""/metrics: Prometheus text summed over workers, recorder lag, sensor ages."""
+
+from __future__ import annotations
+
+import re
+
+from web.metrics import render
+
+LINE = re.compile(
+    r'^(# (HELP|TYPE) \w+ .+|sensor_display_\w+(\{[a-z]+="[^"]*"(,[a-z]+="[^"]*")*\})? [-0-9.e+]+)$'
+)
+
+
+def test_workers_are_summed_and_every_line_is_valid_exposition() -> None:
+    workers = [
+        {"clients": 3, "events_out": 10, "connected": 1},
+        {"clients": 4, "events_out": 5, "connected": 1},
+    ]
+    text = render(
+        workers,
+        {b"inserted": b"7", b"ts": b"0"},
+        [("pi", "bme280", 1.5)],
+        {"lag": 2, "lag_s": 0.5, "pending": 1},
+    )
+    lines = text.strip().splitlines()
+    assert all(LINE.match(line) for line in lines), [x for x in lines if not LINE.match(x)]
+    assert "sensor_display_workers 2" in lines
+    assert "sensor_display_clients 7" in lines
+    assert "sensor_display_events_out_total 15" in lines
+    assert "sensor_display_subscriptions_live 2" in lines
+    assert "sensor_display_recorder_lag 2" in lines
+    assert "sensor_display_recorder_lag_seconds 0.5" in lines
+    assert "sensor_display_recorder_inserted_total 7" in lines
+    assert 'sensor_display_sensor_last_seen_age_seconds{source="pi",sensor="bme280"} 1.5' in lines
+
+
+def test_metrics_endpoint_answers_without_workers(client) -> None:
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.mimetype == "text/plain"
+    assert "sensor_display_workers 0" in response.get_data(as_text=True)
