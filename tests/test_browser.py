@@ -3,7 +3,8 @@
 Against the running stack (redis-server, recorder, demo producer, `python -m web`):
 live values move, the range selector redraws the charts from /api/series,
 nothing breaks the Content-Security-Policy, hostile text stays text, and a
-phone does not scroll sideways. The desktop run saves a screenshot (docs/screenshot.png with UPDATE_SCREENSHOT=1).
+phone does not scroll sideways. The desktop run saves a screenshot
+(docs/screenshot.png when UPDATE_SCREENSHOT=1).
 """
 
 from __future__ import annotations
