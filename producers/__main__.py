@@ -11,8 +11,8 @@ from types import FrameType
 from producers.drivers import SensorError, names_for
 from producers.outbox import Outbox
 from producers.runner import Producer, Sensor, build_sensors, sample
-from shared.logs import setup_logging
-from shared.settings import Settings, SettingsError, load_dotenv_file
+from shared.logs import startup
+from shared.settings import Settings
 
 logger = logging.getLogger("producers")
 
@@ -72,13 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         "--once", action="store_true", help="read every sensor once, print JSON lines, exit"
     )
     args = parser.parse_args(argv)
-    load_dotenv_file()
-    try:
-        settings = Settings.from_env()
-    except SettingsError as exc:
-        print(f"sensor-display producer: {exc}", file=sys.stderr)
-        return 2
-    setup_logging(settings)
+    settings = startup("sensor-display producer")
     return read_once(settings) if args.once else run(settings)
 
 

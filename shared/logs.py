@@ -7,7 +7,7 @@ import logging
 import sys
 import time
 
-from shared.settings import Settings
+from shared.settings import Settings, SettingsError, load_dotenv_file
 
 
 class JsonFormatter(logging.Formatter):
@@ -38,3 +38,15 @@ def setup_logging(settings: Settings) -> None:
     root.setLevel(
         settings.log_level if settings.log_level in logging.getLevelNamesMapping() else "INFO"
     )
+
+
+def startup(prog: str) -> Settings:
+    """Read .env and the settings and set up logging; exit 2 naming a bad setting."""
+    load_dotenv_file()
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    setup_logging(settings)
+    return settings

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +52,17 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(redis_url)
     yield client
     client.close()
+
+
+@pytest.fixture
+def db() -> Iterator[sqlite3.Connection]:
+    """An empty dashboard database in memory."""
+    from shared import store
+
+    conn = store.connect(":memory:")
+    store.init_db(conn)
+    yield conn
+    conn.close()
 
 
 @pytest.fixture

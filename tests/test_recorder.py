@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
 
-import pytest
 import redis
 
 from shared import store
@@ -20,14 +18,6 @@ def reading(seq: int | None, sensor: str = "demo") -> Reading:
     return Reading(
         source="pi", sensor=sensor, ts=time.time(), seq=seq, values={"temperature_c": 20.0}
     )
-
-
-@pytest.fixture
-def db() -> Iterator[sqlite3.Connection]:
-    conn = store.connect(":memory:")
-    store.init_db(conn)
-    yield conn
-    conn.close()
 
 
 def count(conn: sqlite3.Connection) -> int:

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
-
-import pytest
 
 from shared import store
 from shared.bus import Event
@@ -30,14 +27,6 @@ def event(
         values={"temperature_c": float(i if value is None else value)},
     )
     return Event(f"{int((T0 + i) * 1000)}-0" if with_id else None, reading)
-
-
-@pytest.fixture
-def db() -> Iterator[sqlite3.Connection]:
-    conn = store.connect(":memory:")
-    store.init_db(conn)
-    yield conn
-    conn.close()
 
 
 def test_insert_is_idempotent_on_source_sensor_seq(db: sqlite3.Connection) -> None:

@@ -17,8 +17,8 @@ from gevent._socket3 import socket as GeventSocket  # noqa: E402
 from gunicorn.app.base import BaseApplication  # noqa: E402
 from gunicorn.workers.ggevent import GeventWorker  # noqa: E402
 
-from shared.logs import setup_logging  # noqa: E402
-from shared.settings import Settings, SettingsError, load_dotenv_file  # noqa: E402
+from shared.logs import startup  # noqa: E402
+from shared.settings import Settings  # noqa: E402
 from web import gunicorn_hooks  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -102,13 +102,7 @@ def raise_fd_limit() -> int:
 
 def main() -> int:
     """Run the server until SIGTERM/SIGINT."""
-    load_dotenv_file()
-    try:
-        settings = Settings.from_env()
-    except SettingsError as exc:
-        print(f"sensor-display web: {exc}", file=sys.stderr)
-        return 2
-    setup_logging(settings)
+    settings = startup("sensor-display web")
     limit = raise_fd_limit()
     logger.info(
         "web on http://%s:%s, %d gevent workers, fd limit %d",

@@ -20,9 +20,9 @@ import redis
 
 from shared import store
 from shared.bus import Bus, Event, connect, mark_field, parse_message
-from shared.logs import setup_logging
+from shared.logs import startup
 from shared.reading import Reading, ReadingError
-from shared.settings import Settings, SettingsError, load_dotenv_file
+from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -209,13 +209,7 @@ def _stop_on_signals(recorder: Recorder) -> None:
 
 def main() -> int:
     """Entry point."""
-    load_dotenv_file()
-    try:
-        settings = Settings.from_env()
-    except SettingsError as exc:
-        print(f"sensor-display recorder: {exc}", file=sys.stderr)
-        return 2
-    setup_logging(settings)
+    settings = startup("sensor-display recorder")
     logger.info("recording %s into %s", settings.redis_channel, settings.database_path)
     run(settings)
     return 0
