@@ -18,10 +18,10 @@ bp = Blueprint("openapi", __name__, url_prefix="/api")
 
 JSON = "application/json"
 NAME = r"^[A-Za-z0-9._-]{1,64}$"
-NAME_LIST = rf"^[A-Za-z0-9._-]{{1,64}}(,[A-Za-z0-9._-]{{1,64}}){{0,{params.MAX_LIST - 1}}}$"
+_N = "[A-Za-z0-9._-]{1,64}"
+NAME_LIST = rf"^[ \t]*({_N}[ \t]*,[ \t]*){{0,{params.MAX_LIST - 1}}}{_N}[ \t]*$|^[ \t]*$"
 METRIC = r"^[a-z][a-z0-9_]{0,63}$"
 STREAM_ID = r"^[0-9]{1,16}(-[0-9]{1,16})?$"
-MAX_TIME = 4102444800
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -46,15 +46,24 @@ def _query(name: str, schema: dict[str, Any], description: str, required: bool =
     }
 
 
+# An empty value means "absent" everywhere (handy for scripts and forms).
+EMPTY = {"type": "string", "maxLength": 0}
+
+
 def _time(name: str, default: str) -> dict[str, Any]:
     schema = {
         "anyOf": [
-            {"type": "string", "pattern": r"^[0-9]{1,10}(\.[0-9]{1,6})?$"},
-            {"type": "string", "format": "date-time"},
+            {"type": "string", "pattern": f"^{params.UNIX_RE.pattern}$"},
+            {"type": "string", "pattern": f"^{params.ISO_RE.pattern}$"},
+            EMPTY,
         ]
     }
     text = f"Unix seconds or ISO 8601 (naive = UTC), 1970-2100; default {default}"
     return _query(name, schema, text)
+
+
+def _integer(low: int, high: int) -> dict[str, Any]:
+    return {"anyOf": [{"type": "integer", "minimum": low, "maximum": high}, EMPTY]}
 
 
 def _names(name: str) -> dict[str, Any]:
@@ -68,7 +77,7 @@ def _selection() -> list[dict[str, Any]]:
         _names("sensor"),
         _time("since", f"until - 1 h; the range spans at most {api.MAX_RAW_SPAN / api.DAY:g} days"),
         _time("until", "now"),
-        _query("limit", {"type": "integer", "minimum": 1, "maximum": 10_000}, "default 1000"),
+        _query("limit", _integer(1, 10_000), "default 1000"),
     ]
 
 
@@ -82,7 +91,7 @@ def _series_params() -> list[dict[str, Any]]:
             "since", f"until - 1 h; the range spans at most {api.MAX_SERIES_SPAN / api.DAY:g} days"
         ),
         _time("until", "now"),
-        _query("points", {"type": "integer", "minimum": 1, "maximum": 5000}, "default 300"),
+        _query("points", _integer(1, 5000), "default 300"),
     ]
 
 

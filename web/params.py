@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import math
+import re
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -10,6 +10,13 @@ from datetime import UTC, datetime
 from shared.reading import METRIC_RE, NAME_RE
 
 MAX_LIST = 32
+MAX_TIME = 4102444800  # 2100-01-01
+SPACE = " \t"  # only these around list items; other whitespace is an error
+UNIX_RE = re.compile(r"[0-9]{1,12}(\.[0-9]{1,9})?")
+ISO_RE = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    r"([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}:[0-9]{2})?)?"
+)
 
 
 class BadParameter(ValueError):
@@ -21,24 +28,24 @@ class BadParameter(ValueError):
 
 
 def names(args: Mapping[str, str], name: str) -> frozenset[str] | None:
-    """A comma list of source or sensor names; None when absent or empty."""
+    """A comma list of source or sensor names (spaces around commas allowed); None if empty."""
     raw = args.get(name, "")
-    if not raw:
+    if not raw.strip(SPACE):
         return None
     if len(raw) > MAX_LIST * 66:  # 32 names of 64 characters, commas and spaces
         raise BadParameter(name, f"at most {MAX_LIST} names")
-    items = [item.strip() for item in raw.split(",") if item.strip()]
+    items = [item.strip(SPACE) for item in raw.split(",")]
     if len(items) > MAX_LIST:
         raise BadParameter(name, f"at most {MAX_LIST} names")
     for item in items:
         if not NAME_RE.fullmatch(item):
             raise BadParameter(name, "names are 1-64 characters of [A-Za-z0-9._-]")
-    return frozenset(items) or None
+    return frozenset(items)
 
 
 def required_name(args: Mapping[str, str], name: str) -> str:
     """One source or sensor name that must be present."""
-    value = args.get(name, "").strip()
+    value = args.get(name, "")
     if not value:
         raise BadParameter(name, "is required")
     if not NAME_RE.fullmatch(value):
@@ -48,7 +55,7 @@ def required_name(args: Mapping[str, str], name: str) -> str:
 
 def metric(args: Mapping[str, str], name: str = "metric") -> str:
     """A metric name that must be present."""
-    value = args.get(name, "").strip()
+    value = args.get(name, "")
     if not value:
         raise BadParameter(name, "is required")
     if not METRIC_RE.fullmatch(value):
@@ -58,14 +65,18 @@ def metric(args: Mapping[str, str], name: str = "metric") -> str:
 
 def timestamp(args: Mapping[str, str], name: str, default: float) -> float:
     """Unix seconds or ISO 8601 (naive means UTC), between 1970 and 2100."""
-    raw = args.get(name, "").strip()
+    raw = args.get(name, "")
     if not raw:
         return default
-    try:
+    # Exact shapes, not float()/fromisoformat() leniency ("1e9", "1_0", "nan",
+    # week dates): what the OpenAPI description says is what is accepted.
+    if UNIX_RE.fullmatch(raw):
         value = float(raw)
-    except ValueError:
+    elif ISO_RE.fullmatch(raw):
         value = _iso(name, raw)
-    if not math.isfinite(value) or not 0 <= value <= 4102444800:
+    else:
+        raise BadParameter(name, "must be Unix seconds or ISO 8601")
+    if not 0 <= value <= MAX_TIME:
         raise BadParameter(name, "must be a time between 1970 and 2100")
     return value
 
@@ -82,7 +93,7 @@ def _iso(name: str, raw: str) -> float:
 
 def integer(args: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
     """A bounded integer."""
-    raw = args.get(name, "").strip()
+    raw = args.get(name, "")
     if not raw:
         return default
     # isascii: "²".isdigit() is true but int("²") raises.
