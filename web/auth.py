@@ -207,7 +207,8 @@ def _is_https() -> bool:
 def init_app(app: Flask) -> None:
     """Register the login routes and the access check (a no-op while the token is unset)."""
     # Only the login form takes a body, and it is one short field.
-    app.config.setdefault("MAX_CONTENT_LENGTH", 16 * 1024)
+    if app.config.get("MAX_CONTENT_LENGTH") is None:
+        app.config["MAX_CONTENT_LENGTH"] = 16 * 1024
     app.extensions[EXTENSION] = FailedLogins()
     app.register_blueprint(bp)
     app.before_request(require_access)
