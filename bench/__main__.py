@@ -32,6 +32,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--client-procs", type=int, default=2, help="load-client processes")
     parser.add_argument("--max-clients", type=int, default=None, help="cap the capacity search")
     parser.add_argument("--only", choices=["product", "stock"], help="measure one server")
+    parser.add_argument(
+        "--render", action="store_true", help="only rewrite the report from --out's JSON"
+    )
     return parser.parse_args(argv)
 
 
@@ -78,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run everything and write the report."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.render:
+        report.rerender(args.out)
+        return 0
     sizes = QUICK if args.quick else FULL
     raise_nofile()  # before any child starts: they inherit it
     args.out.mkdir(parents=True, exist_ok=True)
