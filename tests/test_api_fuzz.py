@@ -8,13 +8,11 @@ conforms to the description. docs/security.md quotes the figures.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 import schemathesis
-from schemathesis import checks
 from hypothesis import HealthCheck, event, given, settings
-from schemathesis import GenerationMode
+from schemathesis import GenerationMode, checks
 
 from shared import store
 from shared.bus import Event
