@@ -65,8 +65,8 @@ def metric(args: Mapping[str, str], name: str = "metric") -> str:
 
 def timestamp(args: Mapping[str, str], name: str, default: float) -> float:
     """Unix seconds or ISO 8601 (naive means UTC), between 1970 and 2100."""
-    raw = args.get(name, "")
-    if not raw:
+    raw = _present(args, name)
+    if raw is None:
         return default
     # Exact shapes, not float()/fromisoformat() leniency ("1e9", "1_0", "nan",
     # week dates): what the OpenAPI description says is what is accepted.
@@ -91,10 +91,19 @@ def _iso(name: str, raw: str) -> float:
     return parsed.timestamp()
 
 
+def _present(args: Mapping[str, str], name: str) -> str | None:
+    """The raw value, None when absent; present but empty is an error, not a default."""
+    if name not in args:
+        return None
+    if not args[name]:
+        raise BadParameter(name, "must not be empty")
+    return args[name]
+
+
 def integer(args: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
     """A bounded integer."""
-    raw = args.get(name, "")
-    if not raw:
+    raw = _present(args, name)
+    if raw is None:
         return default
     # isascii: "²".isdigit() is true but int("²") raises.
     if not raw.isascii() or not raw.isdigit() or len(raw) > 9:

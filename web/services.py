@@ -9,6 +9,7 @@ from pathlib import Path
 import gevent
 import redis
 from flask import current_app
+from gevent import monkey
 
 from shared import store
 from shared.bus import Bus, Event, connect
@@ -55,6 +56,10 @@ class Services:
             # The subscription gets a client of its own so a busy pool can
             # never starve it.
             self._hub = Hub(connect(url), self.bus, seed=self.latest_from_db)
+            # Its greenlets need a gevent-patched worker; in an unpatched
+            # process (Flask's test client) they would block the thread.
+            if not monkey.is_module_patched("socket"):
+                return self._hub
             self._hub.start()
             from web.metrics import push_forever
 
