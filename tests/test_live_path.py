@@ -29,12 +29,24 @@ def wait_for(check, timeout: float = 10.0, what: str = "condition"):
     raise TimeoutError(f"{what} not met within {timeout}s")
 
 
+OPEN: list[RawStream] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_streams() -> Iterator[None]:
+    """Close every stream a test opened, even when it fails half way."""
+    yield
+    while OPEN:
+        OPEN.pop().close()
+
+
 class RawStream:
     """A bare SSE connection: what a browser sends, bytes as they arrive."""
 
     def __init__(self, url: str, path: str = "/stream", headers: str = "") -> None:
         host, port = url.removeprefix("http://").split(":")
         self.sock = socket.create_connection((host, int(port)), timeout=10)
+        OPEN.append(self)
         self.sock.sendall(
             f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{headers}"
             "Accept: text/event-stream\r\n\r\n".encode()
@@ -46,7 +58,10 @@ class RawStream:
         deadline = time.monotonic() + timeout
         while marker not in self.buffer:
             self.sock.settimeout(max(deadline - time.monotonic(), 0.01))
-            chunk = self.sock.recv(65536)
+            try:
+                chunk = self.sock.recv(65536)
+            except TimeoutError:
+                raise TimeoutError(f"no {marker!r} in {self.buffer[-600:]!r}") from None
             if not chunk:
                 raise ConnectionError("server closed the stream")
             self.buffer += chunk

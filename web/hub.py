@@ -92,9 +92,20 @@ class Hub:
     # -- lifecycle ---------------------------------------------------------
 
     def start(self) -> None:
-        """Start the listener greenlet once (in the worker, never the master)."""
-        if self._greenlet is None:
-            self._greenlet = gevent.spawn(self._run)
+        """Fix the start position, then start the listener (in the worker, never the master).
+
+        The position is taken here, before the worker serves its first
+        request: taken later by the listener, it could pass over a reading
+        published just after a client connected.
+        """
+        if self._greenlet is not None:
+            return
+        self._load_seed()
+        try:
+            self._start_position()
+        except redis.RedisError as exc:  # Redis down: the listener takes it when it can
+            logger.warning("Redis unreachable at start (%s); will keep trying", exc)
+        self._greenlet = gevent.spawn(self._run)
 
     def stop(self) -> None:
         """Tell clients to go (they reconnect elsewhere) and end the listener."""
@@ -104,7 +115,6 @@ class Hub:
             self._greenlet.kill(block=False)
 
     def _run(self) -> None:
-        self._load_seed()
         backoff = 0.25
         while not self.stopping:
             try:
@@ -135,7 +145,7 @@ class Hub:
             logger.exception("could not load the latest readings from the database")
 
     def _listen(self) -> None:
-        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        pubsub = self.redis.pubsub()
         try:
             # The position first, then the subscription, then the catch-up:
             # whatever is published in between is read from the stream once
@@ -143,6 +153,10 @@ class Hub:
             if self.last_id is None:
                 self._start_position()
             pubsub.subscribe(self.bus.channel)
+            # The catch-up reads on another connection; only once Redis has
+            # confirmed the subscription is every later publish sure to come
+            # here, so anything earlier must be in what the catch-up reads.
+            self._confirmed(pubsub)
             self._catch_up()
             self.connected = True
             logger.info("subscribed to Redis channel %r", self.bus.channel)
@@ -170,19 +184,32 @@ class Hub:
             self.last_id = f"{start[0]}-{start[1]}"
         self.last_key = stream_id_key(self.last_id) if self.last_id else None
 
+    def _confirmed(self, pubsub: redis.client.PubSub, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            message = pubsub.get_message(timeout=1.0)
+            if message is not None and message["type"] == "subscribe":
+                return
+        raise redis.TimeoutError("Redis did not confirm the subscription")
+
     def _pump(self, pubsub: redis.client.PubSub) -> None:
         message = pubsub.get_message(timeout=1.0)
         if message is None:
             return
-        added = self.accept_message(message["data"])
-        # Drain what is already buffered so a burst costs one wake-up.
+        added = self._take(message)
+        # Drain what has already arrived so a burst costs one wake-up; a
+        # message only half arrived gets the full timeout, not zero.
         for _ in range(1000):
-            message = pubsub.get_message(timeout=0)
-            if message is None:
+            if pubsub.connection is None or not pubsub.connection.can_read(timeout=0):
                 break
-            added += self.accept_message(message["data"])
+            message = pubsub.get_message(timeout=1.0)
+            if message is not None:
+                added += self._take(message)
         if added:
             self._notify()
+
+    def _take(self, message: dict) -> int:
+        return self.accept_message(message["data"]) if message["type"] == "message" else 0
 
     def _catch_up(self) -> None:
         """After a reconnect, read the stream from the last id delivered."""

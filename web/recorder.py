@@ -170,7 +170,11 @@ def group_lag(bus: Bus) -> dict[str, float]:
     none); `pending`: read but not stored and acked. It is right even while
     the recorder is down, so /readyz and /metrics can call it directly.
     """
-    for group in bus.client.xinfo_groups(bus.stream):
+    try:
+        groups = bus.client.xinfo_groups(bus.stream)
+    except redis.ResponseError:  # no stream yet: nothing published, nothing behind
+        groups = []
+    for group in groups:
         if group["name"] not in (GROUP, GROUP.encode()):
             continue
         last = group["last-delivered-id"]
