@@ -24,11 +24,14 @@ class Outbox:
     def __init__(self, path: str | Path, *, max_rows: int = 1_000_000, max_age: float = 7 * 86400):
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(str(path))
+        # One thread uses a connection at a time, but not always the one
+        # that opened it (a producer built in one thread may run in another).
+        self.conn = sqlite3.connect(str(path), check_same_thread=False)
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         schema = resources.files("producers").joinpath("outbox.sql").read_text()
         self.conn.executescript(schema)
+        self.path = path
         self.max_rows = max_rows
         self.max_age = max_age
         self._seqs = dict(
@@ -148,6 +151,10 @@ class Outbox:
     def pending_count(self) -> int:
         """Readings not yet accepted by Redis."""
         return self.conn.execute("SELECT count(*) FROM outbox WHERE sent_at IS NULL").fetchone()[0]
+
+    def reopen(self) -> Outbox:
+        """Another connection to the same file, for another thread."""
+        return Outbox(self.path, max_rows=self.max_rows, max_age=self.max_age)
 
     def close(self) -> None:
         """Close the database."""

@@ -87,6 +87,9 @@ class Producer:
         self.settings = settings
         self.sensors = sensors
         self.outbox = outbox
+        # What publishing uses: the same outbox when called inline (tests),
+        # a connection of its own in the publisher thread.
+        self.send_box = outbox
         self.bus: Bus | None = None
         self.redis_failures = 0
         self.redis_next_try = 0.0
@@ -95,6 +98,7 @@ class Producer:
         # The last seq Redis accepted per sensor: lets Redis say it forgot some.
         self.accepted: dict[tuple[str, str], int] = outbox.sent_marks()
         self.stop_event = threading.Event()
+        self.stored = threading.Event()
 
     def tick(self) -> int:
         """Sample each sensor that is due; the number of readings stored."""
@@ -111,6 +115,8 @@ class Producer:
             self.outbox.add(reading)
             sensor.recovered()
             stored += 1
+        if stored:
+            self.stored.set()
         return stored
 
     def flush(self) -> int:
@@ -119,7 +125,7 @@ class Producer:
         if now - self.bounded_at >= SETTLE_EVERY:
             # Here, not after a publish: the outbox grows while Redis is away.
             self.bounded_at = now
-            self.outbox.enforce_bounds()
+            self.send_box.enforce_bounds()
         if now < self.redis_next_try:
             return 0
         try:
@@ -133,7 +139,7 @@ class Producer:
                 logger.warning(
                     "Redis unreachable (%s); %d readings kept in the outbox, retrying in %.1fs",
                     exc,
-                    self.outbox.pending_count(),
+                    self.send_box.pending_count(),
                     delay,
                 )
             return 0
@@ -154,7 +160,7 @@ class Producer:
 
     def _publish_all(self) -> int:
         bus, sent = self._connect(), 0
-        while batch := self.outbox.unsent(500):
+        while batch := self.send_box.unsent(500):
             done = []
             try:
                 for row_id, reading in batch:
@@ -165,7 +171,7 @@ class Producer:
             except Forgotten as exc:
                 self._resend_forgotten(reading, exc.mark)
             finally:
-                self.outbox.mark_sent(done)
+                self.send_box.mark_sent(done)
             sent += len(done)
             if self.stop_event.is_set():
                 break
@@ -173,7 +179,7 @@ class Producer:
 
     def _resend_forgotten(self, reading: Reading, mark: int) -> None:
         """Redis restarted empty: queue what it lost again, before anything newer."""
-        requeued = self.outbox.requeue_after(reading.source, reading.sensor, mark)
+        requeued = self.send_box.requeue_after(reading.source, reading.sensor, mark)
         if mark >= 0:
             self.accepted[reading.key] = mark
         else:
@@ -194,16 +200,22 @@ class Producer:
                 sensor.reported = sensor.error
         if now - self.settled_at >= SETTLE_EVERY:
             self.settled_at = now
-            self.outbox.settle(bus.recorded_marks(), bus.published_marks())
+            self.send_box.settle(bus.recorded_marks(), bus.published_marks())
 
     def run(self) -> None:
-        """Tick on a monotonic schedule until stopped; no drift, no burst catch-up."""
+        """Sample on a monotonic schedule until stopped; publish in a thread of its own.
+
+        Publishing waits on the network (a connect to an unreachable Redis
+        takes seconds); sampling must not, so a reading is taken on time and
+        kept in the outbox whatever Redis does.
+        """
+        publisher = threading.Thread(target=self._publish_loop, name="publisher", daemon=True)
+        publisher.start()
         interval = self.settings.interval
         start = time.monotonic()
         ticks = 0
         while not self.stop_event.is_set():
             self.tick()
-            self.flush()
             ticks += 1
             next_at = start + ticks * interval
             now = time.monotonic()
@@ -211,6 +223,22 @@ class Producer:
                 ticks = int((now - start) / interval) + 1
                 next_at = start + ticks * interval
             self.stop_event.wait(next_at - now)
+        self.stored.set()
+        # A publish hanging on a dead link is not worth waiting for: what it
+        # did not mark as sent is sent again, and Redis drops the repeat.
+        publisher.join(timeout=3)
+
+    def _publish_loop(self) -> None:
+        """Publish whatever the sampler stored, until stopped."""
+        self.send_box = self.outbox.reopen()
+        try:
+            while not self.stop_event.is_set():
+                self.stored.wait(timeout=max(self.settings.interval, 0.5))
+                self.stored.clear()
+                self.flush()
+            self.flush()  # what the last tick stored, if Redis takes it now
+        finally:
+            self.send_box.close()
 
 
 def build_sensors(settings: Settings) -> list[Sensor]:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import itertools
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -147,3 +149,27 @@ def test_once_rejects_bad_settings_clearly() -> None:
     assert result.returncode == 2
     assert "INTERVAL" in result.stderr
     assert result.stdout == ""
+
+
+def test_sampling_stays_on_schedule_while_redis_hangs(make_settings) -> None:
+    # A "Redis" that accepts connections and never answers: every publish
+    # waits for its socket timeout, as across a dead network link.
+    silent = socket.create_server(("127.0.0.1", 0))
+    port = silent.getsockname()[1]
+    settings = make_settings(
+        REDIS_URL=f"redis://127.0.0.1:{port}/0", SENSORS="demo", INTERVAL="0.1"
+    )
+    producer = make_producer(settings)
+    runner = threading.Thread(target=producer.run)
+    started = time.monotonic()
+    runner.start()
+    time.sleep(2.0)  # the outage is the point: two seconds of it
+    producer.stop_event.set()
+    runner.join(timeout=20)
+    elapsed = time.monotonic() - started
+    silent.close()
+    check = Outbox(settings.outbox_path)
+    stored = check.conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
+    check.close()
+    assert not runner.is_alive()
+    assert stored >= 15, f"{stored} readings in {elapsed:.1f}s at 10/s"
