@@ -26,6 +26,7 @@ class Delivery:
     closed: int = 0
     failed: int = 0
     hist: Counter = field(default_factory=Counter)
+    late: Counter = field(default_factory=Counter)
 
     def percentile(self, q: float) -> float | None:
         """The latency (ms) below which a fraction q of the events arrived."""
@@ -103,6 +104,7 @@ class ClientPool:
             out.closed += r["closed"]
             out.failed += r["failed"]
             out.hist.update({float(k): v for k, v in r["hist"]})
+            out.late.update({float(k): v for k, v in r["late"]})
         return out
 
     def cpu_seconds(self) -> float:

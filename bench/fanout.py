@@ -35,6 +35,8 @@ class LoadResult:
     workers: int
     dropped: int
     client_cpu_s: float
+    late_events: int = 0
+    workers_replaced: bool = False
 
     @property
     def lost(self) -> int:
@@ -79,6 +81,7 @@ class Session:
         rss_per_conn = (self.server.rss_bytes() - self.rss0) / max(self.held, 1) / 1024
         redis_conns = self.server.redis_connections()
         cpu0, client0 = self.server.cpu_seconds(), self.pool.cpu_seconds()
+        pids = self.server.worker_pids()
         t0 = time.time()
         self.pool.start_measure(t0, t0 + 86400)
         time.sleep(0.05)  # the command reaches the clients before the first event
@@ -107,6 +110,8 @@ class Session:
             workers=self.server.workers_alive(),
             dropped=got.closed,
             client_cpu_s=client_cpu,
+            late_events=len(got.late),
+            workers_replaced=self.server.worker_pids() != pids,
         )
 
     def close(self) -> None:

@@ -29,7 +29,7 @@ class Sizes:
     producer_readings: int
 
 
-def _capacity(clients: int, duration: float = 15.0) -> Step:
+def _capacity(clients: int, duration: float = 20.0) -> Step:
     return Step(clients, 1.0, duration, CAPACITY)
 
 

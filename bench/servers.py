@@ -34,15 +34,22 @@ class Server:
         return [root, *root.children(recursive=True)]
 
     def cpu_seconds(self) -> float:
-        """User + system CPU of the whole tree so far."""
-        total = 0.0
-        for p in self.tree():
+        """User + system CPU of the whole tree so far, workers that died included."""
+        master, *workers = self.tree()
+        t = master.cpu_times()
+        # The master reaps dead workers, so their CPU is in its children_* times.
+        total = t.user + t.system + t.children_user + t.children_system
+        for p in workers:
             try:
                 t = p.cpu_times()
                 total += t.user + t.system
             except psutil.NoSuchProcess:
                 continue
         return total
+
+    def worker_pids(self) -> set[int]:
+        """The workers' process ids (a change means gunicorn replaced one)."""
+        return {p.pid for p in self.tree()[1:]}
 
     def rss_bytes(self) -> int:
         """Resident memory of the whole tree."""
