@@ -54,17 +54,19 @@ def load_table(results: Iterable[LoadResult]) -> list[str]:
     """A markdown table of fan-out runs."""
     rows = [
         "| server | clients | msg/s | held | expected | delivered | lost | p50 ms | p95 ms"
-        " | p99 ms | max ms | deliveries/s | CPU us/event | RSS KB/conn | Redis conns"
-        " | workers |",
-        "|" + " --- |" * 16,
+        " | p99 ms | max ms | events late | deliveries/s | server CPU us/event"
+        " | client CPU s | RSS KB/conn | Redis conns | workers |",
+        "|" + " --- |" * 18,
     ]
     for r in results:
+        workers = f"{r.workers} (replaced)" if r.workers_replaced else str(r.workers)
         rows.append(
             f"| {r.server} | {r.clients:,} | {r.rate:g} | {r.held:,} | {r.expected:,}"
             f" | {r.delivered:,} | {r.lost:,} | {_fmt(r.p50_ms)} | {_fmt(r.p95_ms)}"
-            f" | {_fmt(r.p99_ms)} | {_fmt(r.max_ms)} | {_fmt(r.deliveries_per_s, 0)}"
-            f" | {_fmt(r.cpu_us_per_event)} | {_fmt(r.rss_per_conn_kb)} | {r.redis_conns:,}"
-            f" | {r.workers} |"
+            f" | {_fmt(r.p99_ms)} | {_fmt(r.max_ms)} | {r.late_events}/{r.sent}"
+            f" | {_fmt(r.deliveries_per_s, 0)} | {_fmt(r.cpu_us_per_event)}"
+            f" | {_fmt(r.client_cpu_s)} | {_fmt(r.rss_per_conn_kb)} | {r.redis_conns:,}"
+            f" | {workers} |"
         )
     return rows
 
@@ -252,7 +254,11 @@ def render(
         "",
         "Every run on one growing set of streams per server; `expected` = readings"
         " sent x streams held, `delivered` = arrived within the drain time after the"
-        " last publish. CPU is the gunicorn tree's user+system time over the run.",
+        " last publish; `events late` = readings that reached at least one client after"
+        " 250 ms (one stall or a steady queue?). Server CPU is the gunicorn tree's"
+        " user+system time over the run (replaced workers included); client CPU is the"
+        " load client's, on the same cores. A capacity step that failed was run a second"
+        " time, and both runs are listed.",
         "",
     ]
     lines += load_table([r for name in runs for r in runs[name]])
