@@ -88,6 +88,29 @@ def offline_figures(redis_url: str, sizes: Sizes, tmp: Path) -> list[offline.Fig
     ]
 
 
+def measure(args: argparse.Namespace, sizes: Sizes, tmp: Path) -> dict:
+    """Start Redis and both servers, run every step and the offline figures; stop all."""
+    # Stock flask-sse needs a Redis connection per client: room for all of them.
+    redis_server = RedisServer(maxclients=100_000).start()
+    stack = Stack.create(tmp, {"REDIS_URL": redis_server.url}, log_dir=tmp / "logs")
+    try:
+        servers = start_servers(stack, args.workers, heartbeat=15.0)
+        ttfb = {n: time_to_first_byte(s.port, s.path) for n, s in servers.items()}
+        runs, caps = {}, {}
+        for name, server in servers.items():
+            if not args.only or name == args.only:
+                runs[name], caps[name] = run_server(
+                    server, sizes, args.client_procs, args.max_clients
+                )
+        figures = offline_figures(redis_server.url, sizes, tmp)
+        version = redis.Redis.from_url(redis_server.url).info("server")["redis_version"]
+    finally:
+        stack.stop_all()
+        redis_server.stop()
+    conds = report.conditions(version, args.workers, args.client_procs)
+    return {"runs": runs, "caps": caps, "ttfb": ttfb, "figures": figures, "conds": conds}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run everything and write the report."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
@@ -95,37 +118,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.render:
         report.rerender(args.out)
         return 0
-    sizes = QUICK if args.quick else FULL
     raise_nofile()  # before any child starts: they inherit it
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    with tempfile.TemporaryDirectory(prefix="sensor-display-bench-") as tmp_name:
-        tmp = Path(tmp_name)
-        # Stock flask-sse needs a Redis connection per client: room for all of them.
-        redis_server = RedisServer(maxclients=100_000).start()
-        stack = Stack.create(tmp, {"REDIS_URL": redis_server.url}, log_dir=tmp / "logs")
-        try:
-            servers = start_servers(stack, args.workers, heartbeat=15.0)
-            ttfb = {n: time_to_first_byte(s.port, s.path) for n, s in servers.items()}
-            runs, caps = {}, {}
-            for name, server in servers.items():
-                if args.only and name != args.only:
-                    continue
-                runs[name], caps[name] = run_server(
-                    server, sizes, args.client_procs, args.max_clients
-                )
-            figures = offline_figures(redis_server.url, sizes, tmp)
-            version = redis.Redis.from_url(redis_server.url).info("server")["redis_version"]
-        finally:
-            stack.stop_all()
-            redis_server.stop()
+    with tempfile.TemporaryDirectory(prefix="sensor-display-bench-") as tmp:
+        got = measure(args, QUICK if args.quick else FULL, Path(tmp))
     report.write_all(
         args.out,
-        runs,
-        caps,
-        ttfb,
-        figures,
-        report.conditions(version, args.workers, args.client_procs),
+        got["runs"],
+        got["caps"],
+        got["ttfb"],
+        got["figures"],
+        got["conds"],
         quick=args.quick,
         seconds=time.time() - started,
     )
