@@ -7,6 +7,7 @@ import logging
 import random
 import socket
 import sqlite3
+import time
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 
@@ -87,8 +88,13 @@ def _snapshot(hub: Hub, wanted: Filter) -> bytes:
 def _live(
     hub: Hub, wanted: Filter, cursor: int, resumed: IdKey | None, heartbeat: float
 ) -> Iterator[bytes]:
+    # The heartbeat is due `heartbeat` s after the last bytes sent, not after
+    # the last wake-up: a filtered client woken only by other sensors' events
+    # must still get one, or a proxy's read timeout closes its stream.
+    due = time.monotonic() + heartbeat
     while True:
-        if not hub.wait(cursor, heartbeat):
+        if not hub.wait(cursor, max(due - time.monotonic(), 0.0)):
+            due = time.monotonic() + heartbeat
             yield encode_comment("hb")
             continue
         if hub.stopping:
@@ -111,6 +117,7 @@ def _live(
             chunk = b"".join(parts)
             hub.stats.events_out += len(parts)
             hub.stats.bytes_out += len(chunk)
+            due = time.monotonic() + heartbeat
             yield chunk
 
 
