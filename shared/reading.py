@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -56,9 +57,16 @@ class ReadingError(ValueError):
     """A reading that breaks the wire format; the message says which field."""
 
 
+_BY_LENGTH = tuple(sorted(UNIT_SUFFIXES, key=len, reverse=True))
+
+
+@functools.lru_cache(maxsize=4096)
 def unit_of(metric: str) -> str:
     """The unit suffix of a metric name, without the underscore."""
-    for suffix in sorted(UNIT_SUFFIXES, key=len, reverse=True):
+    # Longest first: "_mw" must not be read as "_w". Cached: every reading
+    # on every boundary asks again for the same few names (bounded: names
+    # can come from anyone who can publish).
+    for suffix in _BY_LENGTH:
         if metric.endswith(suffix):
             return suffix[1:]
     return ""
