@@ -55,7 +55,12 @@ class Services:
             url = self.settings.redis_url or DEFAULT_REDIS_URL
             # The subscription gets a client of its own so a busy pool can
             # never starve it.
-            self._hub = Hub(connect(url), self.bus, seed=self.latest_from_db)
+            self._hub = Hub(
+                connect(url),
+                self.bus,
+                seed=self.latest_from_db,
+                heartbeat=self.settings.heartbeat,
+            )
             # Its greenlets need a gevent-patched worker; in an unpatched
             # process (Flask's test client) they would block the thread.
             if not monkey.is_module_patched("socket"):

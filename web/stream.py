@@ -94,8 +94,11 @@ def _live(
     due = time.monotonic() + heartbeat
     while True:
         if not hub.wait(cursor, max(due - time.monotonic(), 0.0)):
-            due = time.monotonic() + heartbeat
-            yield encode_comment("hb")
+            # Woken by the hub's tick (or the timeout): send one if it would
+            # be late by the next tick, so the gap never exceeds `heartbeat`.
+            if time.monotonic() >= due - hub.tick:
+                due = time.monotonic() + heartbeat
+                yield encode_comment("hb")
             continue
         if hub.stopping:
             # Spread the reconnects of every client over a few seconds.
