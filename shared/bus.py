@@ -16,10 +16,13 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from shared.reading import MAX_MESSAGE_BYTES, Reading, ReadingError
+from shared.settings import Settings
 
-# KEYS: stream, published-marks hash, recorded-marks hash. ARGV: channel,
-# reading JSON, retention ms, mark field ("" when the reading has no seq), seq,
-# the seq the publisher last had accepted ("" when it does not know).
+# KEYS: stream, published-marks hash, recorded-marks hash (whose field @pos
+# is the stream time before which the recorder has stored everything).
+# ARGV: channel, reading JSON, retention ms, mark field ("" when the reading
+# has no seq), seq, the seq the publisher last had accepted ("" when it does
+# not know), the longest retention ms (how long unrecorded entries are held).
 # A seq at or below either mark is a repeat. A last-accepted seq above both
 # marks means Redis forgot what it accepted (restarted empty): refusing here,
 # atomically, is what stops a newer reading from overtaking the lost ones.
@@ -39,12 +42,20 @@ if ARGV[4] ~= '' then
   redis.call('HSET', KEYS[2], ARGV[4], ARGV[5])
 end
 local t = redis.call('TIME')
-local minid = tonumber(t[1]) * 1000 - tonumber(ARGV[3])
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local minid = now - tonumber(ARGV[3])
+-- Hold what the recorder has not read yet (up to the longer limit), so a
+-- recorder stopped for longer than the retention still loses nothing.
+local hold = tonumber(redis.call('HGET', KEYS[3], '@pos') or '')
+if hold then minid = math.max(math.min(minid, hold), now - tonumber(ARGV[7])) end
 local id = redis.call('XADD', KEYS[1], 'MINID', '~', minid, '*', 'r', ARGV[2])
 redis.call('PUBLISH', ARGV[1],
   '{"data":' .. ARGV[2] .. ',"type":"reading","id":"' .. id .. '"}')
 return id
 """
+# The recorded-marks field that holds the recorder's stream position; "@" is
+# outside the source charset, so it never collides with a "source/sensor".
+HOLD_FIELD = "@pos"
 _MESSAGE_KEYS = frozenset({"data", "type", "id", "retry"})
 # Stream ids are Redis's clock in ms; a day covers any skew between hosts.
 MAX_ID_AHEAD = 86400
@@ -128,7 +139,13 @@ def connect(url: str, **kwargs: object) -> redis.Redis:
 class Bus:
     """Publish and replay readings on one channel and its stream."""
 
-    def __init__(self, client: redis.Redis, channel: str = "readings", retention: int = 3600):
+    def __init__(
+        self,
+        client: redis.Redis,
+        channel: str = "readings",
+        retention: int = 3600,
+        max_retention: int = 86400,
+    ):
         self.client = client
         self.channel = channel
         self.stream = f"{channel}:stream"
@@ -137,7 +154,15 @@ class Bus:
         self.errors_key = f"{channel}:errors"
         self.recorder_key = f"{channel}:recorder"
         self.retention_ms = retention * 1000
+        self.max_retention_ms = max(retention, max_retention) * 1000
         self._publish = client.register_script(_PUBLISH_LUA)
+
+    @classmethod
+    def for_settings(cls, client: redis.Redis, settings: Settings) -> Bus:
+        """The bus of the configured channel, with its retention limits."""
+        return cls(
+            client, settings.redis_channel, settings.stream_retention, settings.stream_max_retention
+        )
 
     def publish(self, reading: Reading, *, expect: int | None = None) -> str | None:
         """Publish atomically; the stream id, or None if (source, sensor, seq) was seen.
@@ -156,6 +181,7 @@ class Bus:
                     mark,
                     reading.seq or 0,
                     "" if expect is None else expect,
+                    self.max_retention_ms,
                 ],
             )
         except redis.ResponseError as exc:
@@ -182,7 +208,11 @@ class Bus:
     def recorded_marks(self) -> dict[tuple[str, str], int]:
         """The recorder's high-water seq per (source, sensor)."""
         raw = self.client.hgetall(self.recorded_key)
-        return {split_mark(_text(k)): int(v) for k, v in raw.items()}
+        return {split_mark(_text(k)): int(v) for k, v in raw.items() if b"/" in k}
+
+    def set_recorded_position(self, ms: int) -> None:
+        """Everything in the stream before `ms` is stored: the rest is held for us."""
+        self.client.hset(self.recorded_key, HOLD_FIELD, ms)
 
     def published_marks(self) -> dict[tuple[str, str], int]:
         """The highest seq Redis has accepted per (source, sensor)."""

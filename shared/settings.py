@@ -58,6 +58,7 @@ class Settings:
     redis_url: str  # "" means: start a private redis-server (make run, tests)
     redis_channel: str = "readings"
     stream_retention: int = 3600
+    stream_max_retention: int = 86400
     database_path: Path = Path("data/dashboard.sqlite3")
     outbox_path: Path = Path("data/outbox.sqlite3")
     outbox_max_rows: int = 1_000_000
@@ -96,6 +97,7 @@ class Settings:
             redis_url=env.get("REDIS_URL", "").strip(),
             redis_channel=channel,
             stream_retention=_int(env, "STREAM_RETENTION", 3600, 60, 30 * 86400),
+            stream_max_retention=_int(env, "STREAM_MAX_RETENTION", 86400, 60, 30 * 86400),
             database_path=Path(env.get("DATABASE_PATH", "") or "data/dashboard.sqlite3"),
             outbox_path=Path(env.get("OUTBOX_PATH", "") or "data/outbox.sqlite3"),
             outbox_max_rows=_int(env, "OUTBOX_MAX_ROWS", 1_000_000, 100, 100_000_000),

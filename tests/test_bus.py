@@ -101,3 +101,18 @@ def test_errors_are_reported_and_cleared(redis_client: redis.Redis) -> None:
     }
     bus.report_error("pi", "bme280", None, 2.0)
     assert bus.sensor_errors() == {}
+
+
+def test_entries_the_recorder_has_not_read_outlive_the_retention(redis_client) -> None:
+    # Trim exactly (small stream nodes), with a 1 s retention and a 60 s hold.
+    redis_client.config_set("stream-node-max-entries", 1)
+    bus = Bus(redis_client, retention=1, max_retention=60)
+    first = bus.publish(reading(seq=1))
+    bus.set_recorded_position(stream_id_key(first)[0])
+    time.sleep(1.2)  # the retention is the point: let the first entry age past it
+    bus.publish(reading(seq=2))
+    assert bus.first_id() == first  # held for the recorder
+    bus.set_recorded_position(int(time.time() * 1000))
+    assert bus.recorded_marks() == {}  # the position is not a sensor's mark
+    bus.publish(reading(seq=3))
+    assert bus.first_id() != first  # recorded: trimmed at the retention again

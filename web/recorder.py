@@ -124,7 +124,7 @@ def run(settings: Settings) -> None:
     conn = store.connect(settings.database_path)
     store.init_db(conn)
     client = connect(settings.redis_url or "redis://127.0.0.1:6379/0")
-    bus = Bus(client, settings.redis_channel, settings.stream_retention)
+    bus = Bus.for_settings(client, settings)
     # One recorder, one fixed consumer name: a restart reclaims its own pending.
     recorder = Recorder(bus, conn)
     _stop_on_signals(recorder)
@@ -190,17 +190,34 @@ def group_lag(bus: Bus) -> dict[str, float]:
     return {"lag": -1, "lag_s": -1.0, "pending": 0}
 
 
+def hold_position(bus: Bus) -> int | None:
+    """The stream time (ms) before which the recorder has stored everything.
+
+    The publish script keeps entries from here on past the retention, so a
+    recorder that stops for a while finds them all when it comes back.
+    """
+    for group in bus.client.xinfo_groups(bus.stream):
+        if group["name"] not in (GROUP, GROUP.encode()):
+            continue
+        pending = bus.client.xpending(bus.stream, GROUP)
+        first = pending["min"] if pending["pending"] else group["last-delivered-id"]
+        first = first.decode() if isinstance(first, bytes) else first
+        return int(first.split("-")[0])
+    return None
+
+
 def _publish_status(recorder: Recorder) -> None:
-    """Lag and totals in Redis (hash <channel>:recorder), where every web worker reads them."""
-    recorder.bus.client.hset(
-        recorder.bus.recorder_key,
-        mapping={
-            **group_lag(recorder.bus),
-            "inserted": recorder.inserted,
-            "rejected": recorder.rejected,
-            "ts": time.time(),
-        },
-    )
+    """Lag, totals and the hold position in Redis (hash <channel>:recorder)."""
+    status: dict[str, float] = {
+        **group_lag(recorder.bus),
+        "inserted": recorder.inserted,
+        "rejected": recorder.rejected,
+        "ts": time.time(),
+    }
+    recorder.bus.client.hset(recorder.bus.recorder_key, mapping=status)
+    position = hold_position(recorder.bus)
+    if position is not None:
+        recorder.bus.set_recorded_position(position)
 
 
 def _stop_on_signals(recorder: Recorder) -> None:

@@ -46,7 +46,7 @@ class Services:
             health_check_interval=30,
         )
         client = redis.Redis(connection_pool=pool)
-        bus = Bus(client, settings.redis_channel, settings.stream_retention)
+        bus = Bus.for_settings(client, settings)
         return cls(settings=settings, redis=client, bus=bus)
 
     def hub(self) -> Hub:
