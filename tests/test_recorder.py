@@ -96,3 +96,21 @@ def test_stock_flask_sse_messages_reach_the_history(redis_client: redis.Redis, d
     [row] = store.query_readings(db, sensors=["esp32"], since=0, until=time.time() + 1, limit=9)
     assert row.seq is None
     pubsub.close()
+
+
+def test_the_recorder_publishes_where_it_stands_so_unread_entries_are_held(
+    redis_client: redis.Redis, db
+) -> None:
+    from shared.bus import HOLD_FIELD, stream_id_key
+    from web.recorder import _publish_status
+
+    bus = Bus(redis_client)
+    ids = [bus.publish(reading(seq)) for seq in range(1, 4)]
+    recorder = Recorder(bus, db)
+    recorder.prepare()
+    _publish_status(recorder)
+    assert int(redis_client.hget(bus.recorded_key, HOLD_FIELD)) == 0  # nothing read yet
+    recorder.step(block_ms=100)
+    _publish_status(recorder)
+    assert int(redis_client.hget(bus.recorded_key, HOLD_FIELD)) == stream_id_key(ids[-1])[0]
+    assert bus.recorded_marks() == {("pi", "demo"): 3}
