@@ -151,11 +151,7 @@ class Producer:
     def _connect(self) -> Bus:
         if self.bus is None:
             url = self.settings.redis_url or "redis://127.0.0.1:6379/0"
-            self.bus = Bus(
-                connect(url, socket_timeout=10),
-                self.settings.redis_channel,
-                self.settings.stream_retention,
-            )
+            self.bus = Bus.for_settings(connect(url, socket_timeout=10), self.settings)
         return self.bus
 
     def _publish_all(self) -> int:
