@@ -100,12 +100,25 @@ def _check_values(values: object) -> dict[str, float]:
         raise ReadingError(f"values has more than {MAX_METRICS} metrics")
     checked: dict[str, float] = {}
     for name, value in values.items():
-        if not isinstance(name, str) or not METRIC_RE.fullmatch(name):
+        # Length first: only short names reach the cache, so hostile input
+        # cannot make it hold megabytes.
+        if not isinstance(name, str) or len(name) > 64:
             raise ReadingError(f"metric name {name!r:.80} must match [a-z][a-z0-9_]{{0,63}}")
-        if not unit_of(name):
-            raise ReadingError(f"metric {name} must end in a unit suffix such as _c or _pct")
+        problem = _metric_problem(name)
+        if problem:
+            raise ReadingError(problem)
         checked[name] = _check_number(f"values.{name}", value)
     return checked
+
+
+@functools.lru_cache(maxsize=4096)
+def _metric_problem(name: str) -> str:
+    """Why a metric name is refused, or "" (cached: the same names come every second)."""
+    if not METRIC_RE.fullmatch(name):
+        return f"metric name {name!r:.80} must match [a-z][a-z0-9_]{{0,63}}"
+    if not unit_of(name):
+        return f"metric {name} must end in a unit suffix such as _c or _pct"
+    return ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
