@@ -335,3 +335,50 @@ def test_reset_event_reloads_history(stack, browser: Browser) -> None:
     assert len(series) >= 2 * len(sensor["metrics"])
     problems.check()
     page.close()
+
+
+def test_login_then_live_dashboard_then_logout(browser: Browser, tmp_path: Path, redis_url) -> None:
+    """With ACCESS_TOKEN set: the login form, then live values over the cookie, then out."""
+    from devtools.stack import Stack
+
+    token = "correct-horse-battery-staple-42"
+    stack = Stack.create(
+        tmp_path,
+        {
+            "REDIS_URL": redis_url,
+            "INTERVAL": "0.25",
+            "SENSORS": "demo",
+            "SOURCE": "guarded",
+            "ACCESS_TOKEN": token,
+            "HEARTBEAT_INTERVAL": "1",
+        },
+    )
+    try:
+        stack.start("recorder", ["-m", "web.recorder"])
+        stack.start("producer", ["-m", "producers"])
+        url = stack.start_web()
+        page = browser.new_page(viewport=DESKTOP)
+        problems = Problems(page)
+        page.goto(f"{url}/")
+        expect(page).to_have_url(f"{url}/login")
+        page.fill("#token", "wrong")
+        page.click("button[type=submit]")
+        expect(page.locator(".login-error")).to_have_text("That token is not right.")
+        page.fill("#token", token)
+        page.click("button[type=submit]")
+        expect(page.locator("#connection")).to_have_attribute("data-state", "live", timeout=20000)
+        value = page.locator('[data-metric="guarded/demo/temperature_c"]')
+        expect(value).not_to_be_empty(timeout=20000)
+        first = value.text_content()
+        pressure = page.locator('[data-metric="guarded/demo/pressure_hpa"]')
+        before = pressure.text_content()
+        expect(pressure).not_to_have_text(before or "", timeout=20000)
+        assert first
+        page.click(".logout button")
+        expect(page).to_have_url(f"{url}/login")
+        # The wrong token's 401 is the one expected failure on this page.
+        problems.items = [p for p in problems.items if "401" not in p]
+        problems.check()
+        page.close()
+    finally:
+        stack.stop_all()
