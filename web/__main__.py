@@ -8,6 +8,7 @@ from gevent import monkey
 
 monkey.patch_all()
 
+import errno  # noqa: E402
 import logging  # noqa: E402
 import resource  # noqa: E402
 import sys  # noqa: E402
@@ -52,11 +53,17 @@ class _OneSendSocket(GeventSocket):
         # second syscall per SSE chunk (11% of a worker under fan-out load,
         # py-spy), though a chunk nearly always fits the socket buffer.
         try:
-            sent = self._sock.send(data, flags)
-        except BlockingIOError:
-            sent = 0
-        if sent < len(data):
-            super().sendall(memoryview(data)[sent:], flags)
+            try:
+                sent = self._sock.send(data, flags)
+            except BlockingIOError:
+                sent = 0
+            if sent < len(data):
+                super().sendall(memoryview(data)[sent:], flags)
+        except TimeoutError as exc:
+            # TCP_USER_TIMEOUT cut a peer that stopped reading: an expected end
+            # of a stream, which gunicorn logs quietly as EPIPE, not as a
+            # "Socket error" traceback.
+            raise BrokenPipeError(errno.EPIPE, f"client stopped reading ({exc})") from None
 
 
 class SSEWorker(GeventWorker):
