@@ -297,6 +297,12 @@ class Hub:
             self._wake.wait(timeout)
         return cursor < self.head or self.stopping
 
+    def entry(self, index: int) -> Entry:
+        """One entry still in the ring (the caller checked it was not overwritten)."""
+        entry = self._ring[index % self.size]
+        assert entry is not None
+        return entry
+
     def entries(self, cursor: int) -> Iterator[Entry]:
         """Entries from `cursor` to the head; Overrun if some were overwritten."""
         if self.head - cursor > self.size:
