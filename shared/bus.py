@@ -207,8 +207,7 @@ class Bus:
 
     def recorded_marks(self) -> dict[tuple[str, str], int]:
         """The recorder's high-water seq per (source, sensor)."""
-        raw = self.client.hgetall(self.recorded_key)
-        return {split_mark(_text(k)): int(v) for k, v in raw.items() if b"/" in k}
+        return self._marks(self.recorded_key)
 
     def set_recorded_position(self, ms: int) -> None:
         """Everything in the stream before `ms` is stored: the rest is held for us."""
@@ -216,8 +215,12 @@ class Bus:
 
     def published_marks(self) -> dict[tuple[str, str], int]:
         """The highest seq Redis has accepted per (source, sensor)."""
-        raw = self.client.hgetall(self.published_key)
-        return {split_mark(_text(k)): int(v) for k, v in raw.items()}
+        return self._marks(self.published_key)
+
+    def _marks(self, key: str) -> dict[tuple[str, str], int]:
+        # Only "source/sensor" fields are marks (the recorded hash also holds @pos).
+        raw = self.client.hgetall(key)
+        return {split_mark(_text(k)): int(v) for k, v in raw.items() if b"/" in k}
 
     def recorder_status(self) -> dict[str, float]:
         """The recorder's last report (lag, lag_s, pending, inserted, ts); {} if none."""

@@ -56,7 +56,8 @@ class Recorder:
             if "BUSYGROUP" not in str(exc):
                 raise
         self.marks = store.high_water(self.conn)
-        if self.marks and not self.bus.client.hlen(self.bus.recorded_key):
+        # Marks, not the hash's length: its @pos field can be back first.
+        if self.marks and not self.bus.recorded_marks():
             self.bus.client.hset(
                 self.bus.recorded_key, mapping={mark_field(*k): v for k, v in self.marks.items()}
             )
@@ -163,6 +164,19 @@ def _session(recorder: Recorder) -> None:
         pubsub.close()
 
 
+def _group(bus: Bus) -> dict | None:
+    """The recorder's consumer group as XINFO GROUPS reports it, or None."""
+    try:
+        groups = bus.client.xinfo_groups(bus.stream)
+    except redis.ResponseError:  # no stream yet: nothing published, nothing behind
+        return None
+    return next((g for g in groups if g["name"] in (GROUP, GROUP.encode())), None)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def group_lag(bus: Bus) -> dict[str, float]:
     """How far the recorder is behind the stream, read from Redis itself.
 
@@ -170,24 +184,18 @@ def group_lag(bus: Bus) -> dict[str, float]:
     none); `pending`: read but not stored and acked. It is right even while
     the recorder is down, so /readyz and /metrics can call it directly.
     """
-    try:
-        groups = bus.client.xinfo_groups(bus.stream)
-    except redis.ResponseError:  # no stream yet: nothing published, nothing behind
-        groups = []
-    for group in groups:
-        if group["name"] not in (GROUP, GROUP.encode()):
-            continue
-        last = group["last-delivered-id"]
-        last = last.decode() if isinstance(last, bytes) else last
-        oldest = bus.client.xrange(bus.stream, min=f"({last}", count=1)
-        age = time.time() - int(oldest[0][0].split(b"-")[0]) / 1000 if oldest else 0.0
-        lag = group.get("lag")
-        return {
-            "lag": -1 if lag is None else lag,
-            "lag_s": round(max(age, 0.0), 3),
-            "pending": group["pending"],
-        }
-    return {"lag": -1, "lag_s": -1.0, "pending": 0}
+    group = _group(bus)
+    if group is None:
+        return {"lag": -1, "lag_s": -1.0, "pending": 0}
+    last = _text(group["last-delivered-id"])
+    oldest = bus.client.xrange(bus.stream, min=f"({last}", count=1)
+    age = time.time() - int(oldest[0][0].split(b"-")[0]) / 1000 if oldest else 0.0
+    lag = group.get("lag")
+    return {
+        "lag": -1 if lag is None else lag,
+        "lag_s": round(max(age, 0.0), 3),
+        "pending": group["pending"],
+    }
 
 
 def hold_position(bus: Bus) -> int | None:
@@ -196,14 +204,12 @@ def hold_position(bus: Bus) -> int | None:
     The publish script keeps entries from here on past the retention, so a
     recorder that stops for a while finds them all when it comes back.
     """
-    for group in bus.client.xinfo_groups(bus.stream):
-        if group["name"] not in (GROUP, GROUP.encode()):
-            continue
-        pending = bus.client.xpending(bus.stream, GROUP)
-        first = pending["min"] if pending["pending"] else group["last-delivered-id"]
-        first = first.decode() if isinstance(first, bytes) else first
-        return int(first.split("-")[0])
-    return None
+    group = _group(bus)
+    if group is None:
+        return None
+    pending = bus.client.xpending(bus.stream, GROUP)
+    first = pending["min"] if pending["pending"] else group["last-delivered-id"]
+    return int(_text(first).split("-")[0])
 
 
 def _publish_status(recorder: Recorder) -> None:
