@@ -13,12 +13,12 @@ LINE = re.compile(
 
 def test_workers_are_summed_and_every_line_is_valid_exposition() -> None:
     workers = [
-        {"clients": 3, "events_out": 10, "connected": 1},
-        {"clients": 4, "events_out": 5, "connected": 1},
+        {"clients": 3, "events_out": 10, "connected": 1, "backlog_max": 2},
+        {"clients": 4, "events_out": 5, "connected": 1, "backlog_max": 40},
     ]
     text = render(
         workers,
-        {b"inserted": b"7", b"ts": b"0"},
+        {"inserted": 7.0, "ts": 0.0},
         [("pi", "bme280", 1.5)],
         {"lag": 2, "lag_s": 0.5, "pending": 1},
     )
@@ -28,6 +28,7 @@ def test_workers_are_summed_and_every_line_is_valid_exposition() -> None:
     assert "sensor_display_clients 7" in lines
     assert "sensor_display_events_out_total 15" in lines
     assert "sensor_display_subscriptions_live 2" in lines
+    assert "sensor_display_client_backlog_max 40" in lines  # the worst worker, not a sum
     assert "sensor_display_recorder_lag 2" in lines
     assert "sensor_display_recorder_lag_seconds 0.5" in lines
     assert "sensor_display_recorder_inserted_total 7" in lines

@@ -51,6 +51,7 @@ class HubStats:
     reconnects: int = 0
     clients: int = 0
     dropped_slow: int = 0
+    backlog_max: int = 0  # most events one client had waiting, since the last push
     events_out: int = 0
     bytes_out: int = 0
     last_received: float = 0.0

@@ -60,8 +60,8 @@ def push_forever(hub: Hub, client: redis.Redis, channel: str) -> None:
         try:
             stats = asdict(hub.stats)
             stats.pop("reasons")
-            stats["depth"] = hub.head
             stats["connected"] = int(hub.connected)
+            hub.stats.backlog_max = 0  # a gauge over the push interval
             with client.pipeline() as pipe:
                 pipe.hset(key, mapping=stats).expire(key, TTL).execute()
         except redis.RedisError as exc:
@@ -79,7 +79,7 @@ def _workers(client: redis.Redis, channel: str) -> list[dict[str, float]]:
 
 def render(
     workers: list[dict[str, float]],
-    recorder: dict[bytes, bytes],
+    recorder: dict[str, float],
     ages: list[tuple[str, str, float]],
     lag: dict[str, float] | None = None,
 ) -> str:
@@ -104,10 +104,15 @@ def render(
         "workers whose Redis subscription is live",
         [("", sum(w.get("connected", 0) for w in workers))],
     )
+    metric(
+        "client_backlog_max",
+        "gauge",
+        "most events one client had queued in the last few seconds (the ring holds 8192)",
+        [("", max((w.get("backlog_max", 0) for w in workers), default=0))],
+    )
     for name, help_ in COUNTERS.items():
         metric(f"{name}_total", "counter", help_, [("", sum(w.get(name, 0) for w in workers))])
-    rec = {k.decode(): float(v) for k, v in recorder.items()}
-    rec.update(lag or {})  # read live from Redis: right even while the recorder is down
+    rec = {**recorder, **(lag or {})}  # read live from Redis: right even while the recorder is down
     for key, (name, kind, help_) in RECORDER.items():
         if key in rec:
             value = time.time() - rec[key] if key == "ts" else rec[key]
@@ -128,7 +133,7 @@ def metrics() -> Response:
     channel = svc.settings.redis_channel
     try:
         workers = _workers(svc.redis, channel)
-        recorder = svc.redis.hgetall(f"{channel}:recorder")
+        recorder = svc.bus.recorder_status()
         lag = group_lag(svc.bus)
     except redis.RedisError as exc:
         logger.warning("metrics from Redis unavailable: %s", exc)

@@ -111,6 +111,8 @@ def _live(
             # pre-encoded entry, no list, no join, no filter.
             parts = [hub.entry(cursor).payload]
         else:
+            if head - cursor > hub.stats.backlog_max:
+                hub.stats.backlog_max = head - cursor
             try:
                 parts = [
                     e.payload
