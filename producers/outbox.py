@@ -110,7 +110,14 @@ class Outbox:
                     " AND sent_at IS NOT NULL",
                     (source, sensor, mark),
                 ).rowcount
-            for (source, sensor), _ in self._seqs.items():
+            # From the rows, not this connection's seq cache: the publisher
+            # thread's connection never sees sensors added after it opened.
+            stale = self.conn.execute(
+                "SELECT DISTINCT source, sensor FROM outbox"
+                " WHERE sent_at IS NOT NULL AND sent_at < ?",
+                (cutoff,),
+            ).fetchall()
+            for source, sensor in stale:
                 # Sent a while ago, not recorded, and Redis no longer knows it
                 # was published: Redis restarted empty, so send it again.
                 known = published.get((source, sensor), -1)

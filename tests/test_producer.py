@@ -173,3 +173,16 @@ def test_sampling_stays_on_schedule_while_redis_hangs(make_settings) -> None:
     check.close()
     assert not runner.is_alive()
     assert stored >= 15, f"{stored} readings in {elapsed:.1f}s at 10/s"
+
+
+def test_settle_requeues_what_redis_lost_for_sensors_added_later(tmp_path: Path) -> None:
+    # The publisher thread's connection opens before any sensor has a row.
+    sampler = Outbox(tmp_path / "o.sqlite3")
+    publisher = sampler.reopen()
+    reading = Reading(source="pi", sensor="late", ts=time.time(), seq=7, values={"t_c": 1.0})
+    sampler.add(reading)
+    [(row_id, _)] = publisher.unsent()
+    publisher.mark_sent([row_id])
+    # Redis restarted empty: neither recorded nor known as published.
+    assert publisher.settle({}, {}, grace=-1.0) == (0, 1)
+    assert [r.seq for _, r in publisher.unsent()] == [7]
