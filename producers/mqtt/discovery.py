@@ -67,7 +67,7 @@ def config_payload(source: str, sensor: str, metric: str, availability: str) -> 
         "unique_id": f"sensor_display_{node}_{metric}",
         "object_id": f"{node}_{metric}",
         "state_topic": state_topic(source, sensor),
-        "value_template": "{{ value_json.%s }}" % metric,  # noqa: UP031 - Jinja braces
+        "value_template": "{{ value_json." + metric + " }}",
         "state_class": "measurement",
         "device": {
             "identifiers": [f"sensor_display_{node}"],
