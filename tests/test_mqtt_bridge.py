@@ -4,7 +4,10 @@ the recorder, `python -m web`, and `python -m producers.mqtt` as processes."""
 from __future__ import annotations
 
 import json
+import os
 import signal
+import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -15,12 +18,12 @@ import pytest
 import redis
 
 from devtools.mosquitto import PASSWORD, USER, Mosquitto
-from devtools.stack import Stack
+from devtools.stack import ROOT, Stack, wait_http
 from producers.mqtt.bridge import Bridge
 from producers.mqtt.decoders import default_routes
 from producers.outbox import Outbox
 from producers.runner import Producer
-from shared.redis_server import RedisServer
+from shared.redis_server import RedisServer, free_port
 from tests.sse_client import SSEClient
 from tests.test_mqtt_decoders import ESPHOME_TEMP_CONFIG, TASMOTA_BME280, ZIGBEE_AQARA
 
@@ -322,3 +325,39 @@ def test_mosquitto_refuses_anonymous_clients(broker: Mosquitto) -> None:
     finally:
         client.loop_stop()
     assert reasons[0].is_failure
+
+
+def test_make_run_starts_the_bridge_when_mqtt_url_is_set(tmp_path: Path, broker: Mosquitto) -> None:
+    port = free_port()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"REDIS_URL", "OUTBOX_PATH", "DATABASE_PATH"}
+    }
+    env.update(MQTT_URL=broker.url, DATA_DIR=str(tmp_path), PORT=str(port), SENSORS="demo")
+    run = subprocess.Popen(
+        [sys.executable, "-m", "devtools.run"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    device = None
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz", timeout=60, proc=run)
+        device = Publisher(broker.port)
+
+        def sensors() -> set:
+            device.publish("tele/kitchen/SENSOR", b'{"SHT3X":{"Temperature":21.0}}')
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/sensors") as response:
+                return {(s["source"], s["sensor"]) for s in json.load(response)["sensors"]}
+
+        wait_for(lambda: ("kitchen", "sht3x") in sensors(), timeout=30, what="the plug")
+    finally:
+        if device:
+            device.close()
+        os.killpg(run.pid, signal.SIGINT)
+        output = run.communicate(timeout=30)[0].decode(errors="replace")
+    assert "mqtt:" in output
+    assert (tmp_path / "mqtt-outbox.sqlite3").exists()
