@@ -8,9 +8,10 @@ import time
 import pytest
 import redis
 
+from devtools.stack import ROOT
 from shared.redis_server import free_port
 from web import create_app
-from web.ingest import MAX_BODY_BYTES, MAX_READINGS, RATE_LIMIT
+from web.ingest import MAX_BODY_BYTES, MAX_READINGS, RATE_LIMIT, RATE_WINDOW
 
 TOKEN = "ingest-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -140,3 +141,11 @@ def test_redis_down_is_503_so_the_device_retries(make_settings) -> None:
     response = client.post("/api/ingest", json=reading(), headers=AUTH)
     assert response.status_code == 503
     assert "retry" in response.get_json()["error"]
+
+
+def test_docs_state_the_limits_the_code_has() -> None:
+    docs = (ROOT / "docs" / "mqtt.md").read_text()
+    assert f"1 to {MAX_READINGS:,}" in docs
+    assert f"over {MAX_BODY_BYTES // 2**20} MiB" in docs
+    assert f"more than {RATE_LIMIT:,} readings from one source in a minute" in docs
+    assert RATE_WINDOW == 60

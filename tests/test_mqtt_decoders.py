@@ -7,8 +7,12 @@ from datetime import UTC, datetime
 
 import pytest
 
+from devtools.stack import ROOT
+from producers.mqtt.broker import RECONNECT_MAX, RECONNECT_MIN
 from producers.mqtt.decoders import (
     MAX_FIELDS,
+    MAX_PAYLOAD_BYTES,
+    MAX_SKEW,
     Context,
     Route,
     decode,
@@ -295,3 +299,11 @@ def test_one_unit_table_for_every_suffix_both_ways() -> None:
     assert ha_unit("cpu_load_pct").device_class is None
     assert ha_unit("fan2_rpm").symbol == "rpm"
     assert ha_unit("tctl_c").device_class == "temperature"
+
+
+def test_docs_state_the_limits_the_code_has() -> None:
+    docs = (ROOT / "docs" / "mqtt.md").read_text()
+    assert f"larger than {MAX_PAYLOAD_BYTES // 1024} KiB" in docs
+    assert f"more than {MAX_FIELDS} fields" in docs
+    assert f"within {MAX_SKEW / 60:g} minutes" in docs
+    assert f"({RECONNECT_MIN} s doubling to {RECONNECT_MAX} s)" in docs
