@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -114,9 +115,13 @@ def test_firmware_messages_reach_the_stream_and_history_within_a_second(
         device = Publisher(broker.port)
         config_topic = "homeassistant/sensor/livingroom/living_room_temperature/config"
         device.publish(config_topic, ESPHOME_TEMP_CONFIG, retain=True)
+        # The device's clock: local time with its offset (SetOption52).
+        tasmota = json.loads(TASMOTA_BME280)
+        tasmota["Time"] = datetime.now().astimezone().isoformat(timespec="seconds")
+        tasmota_now = json.dumps(tasmota)
         sent = {}
         for key, topic, payload in [
-            (("tasmota_C26D46", "bme280"), "tele/tasmota_C26D46/SENSOR", TASMOTA_BME280),
+            (("tasmota_C26D46", "bme280"), "tele/tasmota_C26D46/SENSOR", tasmota_now),
             (("zigbee2mqtt", "Living_Room"), "zigbee2mqtt/Living Room", ZIGBEE_AQARA),
             (("livingroom", "esphome"), "livingroom/sensor/living_room_temperature/state", "21.5"),
         ]:
