@@ -48,6 +48,9 @@ class Mosquitto:
             "persistence true\n"
             f"persistence_location {self.dir}/\n"
             "autosave_interval 1\n"
+            # Mosquitto's default of 1,000 queued messages per client drops
+            # the rest of a burst or of a long bridge restart (docs/mqtt.md).
+            "max_queued_messages 100000\n"
             # Started as root, mosquitto would switch to its own user, who cannot read our files.
             f"user {getpass.getuser()}\n"
             "log_dest stderr\n"
