@@ -156,8 +156,11 @@ class Bridge:
     def on_disconnect(
         self, client: mqtt.Client, userdata: object, flags: object, reason: object, props: object
     ) -> None:
-        """Log it; paho reconnects by itself with capped backoff."""
-        logger.warning("disconnected from the broker (%s); reconnecting", reason)
+        """Log it; paho reconnects by itself with capped backoff (unless we asked)."""
+        if getattr(reason, "is_failure", True):
+            logger.warning("disconnected from the broker (%s); reconnecting", reason)
+        else:
+            logger.info("disconnected from the broker")
 
     def on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         """Store, then acknowledge; a message that cannot be stored is never acknowledged."""
