@@ -21,7 +21,7 @@ import redis
 
 from recorder.notifier import Notifier
 from shared import alerts
-from shared.alerts import FIRING, Rule, State, Transition
+from shared.alerts import FIRING, Rule, State, Transition, alert_message
 from shared.bus import Event
 
 logger = logging.getLogger(__name__)
@@ -108,27 +108,6 @@ def pending_transitions(
         values["repeat"] = bool(values["repeat"])
         out.append((row[0], Transition(**values), json.loads(row[-1])))
     return out
-
-
-def alert_message(transition: Transition, state: State) -> str:
-    """The channel message for `event: alert` (flask-sse format, type alert)."""
-    source, sensor, _ = transition.metric.split("/")
-    data = {
-        "rule": transition.rule,
-        "metric": transition.metric,
-        "state": state.state,
-        "since": state.since,
-        "value": transition.value,
-        "kind": transition.kind,
-        "reason": transition.reason,
-        "threshold": transition.threshold,
-        "direction": transition.direction,
-        "clear": transition.clear,
-        "at": transition.at,
-        "source": source,
-        "sensor": sensor,
-    }
-    return json.dumps({"data": data, "type": "alert"}, separators=(",", ":"), allow_nan=False)
 
 
 @dataclass
