@@ -13,16 +13,21 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import redis
 
-from recorder.notifier import Notifier
 from shared import alerts
-from shared.alerts import FIRING, Rule, State, Transition, alert_message
+from shared.alerts import FIRING, Rule, RulesError, State, Transition, alert_message, targets_key
 from shared.bus import Event
+from shared.settings import Settings
+
+if TYPE_CHECKING:  # Apprise is imported by the recorder only, never by web workers
+    from recorder.notifier import Notifier, TargetStatus
 
 logger = logging.getLogger(__name__)
 
@@ -159,8 +164,9 @@ class Evaluator:
         logger.info("alerts: %d rules, %d states", len(self.rules), len(self.states))
 
     def _resume(self, now: float) -> None:
-        assert self.notifier is not None
         from recorder.notifier import GIVE_UP_AFTER
+
+        assert self.notifier is not None
 
         for row_id, transition, pending in pending_transitions(self.conn, now - GIVE_UP_AFTER):
             self.notifier.send(row_id, transition, only=pending)
@@ -247,3 +253,50 @@ class Evaluator:
     def firing(self) -> int:
         """How many (rule, metric) pairs are firing."""
         return sum(1 for s in self.states.values() if s.state == FIRING)
+
+
+def evaluate(step: Callable[..., Any], *args: object) -> None:
+    """Run one evaluator step; a failure is logged, never a reason to stop recording."""
+    try:
+        step(*args)
+    except Exception:  # the readings are stored whatever happens to the alerts
+        logger.exception("alert evaluation failed")
+
+
+def start_alerts(
+    settings: Settings, conn: sqlite3.Connection, client: redis.Redis
+) -> Evaluator | None:
+    """The evaluator and notifier the settings ask for, or None without ALERTS_FILE.
+
+    A bad rules file or URL stops the recorder here with one sentence (exit 2).
+    """
+    if settings.alerts_file is None:
+        if settings.alert_urls:
+            logger.warning("ALERT_URLS is set but ALERTS_FILE is not: no alerts will be sent")
+        return None
+    from recorder.notifier import Notifier, TargetError, parse_targets, status_json
+
+    try:
+        rules = alerts.load_rules(settings.alerts_file)
+        targets = parse_targets(settings.alert_urls)
+    except (RulesError, TargetError) as exc:
+        print(f"sensor-display recorder: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    key = targets_key(settings.redis_channel)
+
+    def report(target_id: str, status: TargetStatus) -> None:
+        client.hset(key, target_id, status_json(status))
+
+    try:
+        client.delete(key)  # targets no longer configured go with it
+    except redis.RedisError as exc:
+        logger.warning("could not reset the notifier status: %s", exc)
+    notifier = Notifier(
+        targets, settings.database_path, public_url=settings.public_url, report=report
+    )
+    evaluator = Evaluator(rules, conn, notifier, client, settings.redis_channel)
+    evaluator.prepare()
+    notifier.start()
+    if not targets:
+        logger.warning("ALERT_URLS is empty: alerts are evaluated and shown, not sent")
+    return evaluator

@@ -51,11 +51,6 @@ class TargetError(ValueError):
     """An ALERT_URLS entry Apprise cannot use; the message never holds the URL."""
 
 
-def split_urls(raw: str) -> list[str]:
-    """ALERT_URLS: whitespace or comma separated."""
-    return [u for u in re.split(r"[\s,]+", raw.strip()) if u]
-
-
 @dataclass
 class Target:
     """One notification URL: its plugin, a printable label, the parts to hide."""

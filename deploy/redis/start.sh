@@ -8,7 +8,8 @@
 #   default   REDIS_PASSWORD            admin: redis-cli, backups, debugging
 #   producer  REDIS_PRODUCER_PASSWORD   publish readings (script, stream, channel)
 #   web       REDIS_WEB_PASSWORD        read the stream and subscribe, nothing else
-#   recorder  REDIS_RECORDER_PASSWORD   consumer group on the stream, delivery marks
+#   recorder  REDIS_RECORDER_PASSWORD   consumer group on the stream, delivery marks,
+#                                       alert transitions on the channel
 #
 # Every key the app uses is "<REDIS_CHANNEL>:<name>" (see shared/bus.py), so one
 # channel name scopes every user. `%R~` (Redis >= 7.0) makes a key read-only
@@ -40,5 +41,5 @@ exec redis-server \
     -@all +@connection +@read -@dangerous +subscribe +unsubscribe \
   --user recorder on ">${REDIS_RECORDER_PASSWORD}" resetchannels "&${ch}" "~${ch}:*" \
     -@all +@connection +@read +@write +@stream +@hash -@dangerous -@scripting \
-    +subscribe +unsubscribe +evalsha +eval '+script|load' '+script|exists' \
+    +subscribe +unsubscribe +publish +evalsha +eval '+script|load' '+script|exists' \
   "$@"

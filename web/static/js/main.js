@@ -1,6 +1,7 @@
 // The dashboard: a snapshot from /api/sensors, history from /api/series, then
 // live readings from one EventSource (DESIGN.md section 6).
 /* global Chart */
+import { Alerts } from "./alerts.js";
 import { exportUrl, fetchSensors, fetchSeries, RANGES } from "./api.js";
 import { showConnection } from "./connection.js";
 import { LiveStream } from "./stream.js";
@@ -208,11 +209,15 @@ function setupChartDefaults() {
 async function start() {
   setupChartDefaults();
   setupRangeSelector();
+  const alerts = new Alerts(document.getElementById("alerts"));
   const stream = new LiveStream({
     filters,
     onReading,
-    onReset,
+    onReset: async (reason) => {
+      await Promise.all([onReset(reason), alerts.refresh()]);
+    },
     onState: (state, detail) => showConnection(state, detail),
+    onAlert: (alert) => alerts.onEvent(alert),
   });
   document.querySelector(".connection-retry").addEventListener("click", () => stream.retryNow());
   addEventListener("online", () => stream.retryNow());
@@ -229,6 +234,8 @@ async function start() {
       // A silent sensor's live chart keeps moving, so its silence shows as a gap.
       if (range === "live" && view.el.dataset.stale === "true") view.charts.slide(t, RANGES.live);
     }
+    alerts.renderCards(); // cards created since the last alert event
+
     showConnection(stream.state, { retryAt: stream.retryAt, failures: stream.failures });
   }, 1000);
   setInterval(refreshSensors, SENSORS_REFRESH_MS);
@@ -241,6 +248,7 @@ async function start() {
     showNotice(`Could not load the sensor list (${error.message}); live values will still appear.`);
   }
   stream.open();
+  alerts.start();
   emptyEl.hidden = views.size > 0;
   scheduleHistoryRefresh();
   await loadAllHistory();
