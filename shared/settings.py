@@ -140,12 +140,9 @@ class Settings:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["access_token"] = "***" if self.access_token else ""
         out["redis_url"] = _redact_url(self.redis_url)
-<<<<<<< HEAD
         out["alert_urls"] = f"{len(self.alert_urls)} hidden"
-=======
         out["mqtt_url"] = _redact_url(self.mqtt_url)
         out["ingest_token"] = "***" if self.ingest_token else ""
->>>>>>> main
         return out
 
 

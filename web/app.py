@@ -9,11 +9,7 @@ from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
 from shared.settings import Settings
-<<<<<<< HEAD
-from web import alerts, api, auth, db, metrics, openapi, pages, stream
-=======
-from web import api, auth, db, ingest, metrics, openapi, pages, stream
->>>>>>> main
+from web import alerts, api, auth, db, ingest, metrics, openapi, pages, stream
 from web.db import HistoryUnavailable
 from web.params import BadParameter
 from web.services import Services
