@@ -413,9 +413,7 @@ def parse_alert_message(raw: str | bytes) -> dict[str, Any]:
     for name in ("since", "value", "threshold", "clear", "at"):
         value = data[name]
         checks[name] = (value is None and name == "value") or (
-            isinstance(value, int | float)
-            and not isinstance(value, bool)
-            and math.isfinite(value)
+            isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
         )
     bad = [name for name, ok in checks.items() if not ok]
     if bad:
