@@ -52,13 +52,14 @@ def run(settings: Settings, broker: Broker, routes: tuple[Route, ...]) -> int:
         settings.outbox_path, max_rows=settings.outbox_max_rows, max_age=settings.outbox_max_age
     )
     producer = Producer(settings, [], outbox)
-    bridge = Bridge(routes, outbox, producer)
+    bridge = Bridge(routes, outbox, producer, str(broker))
     client = make_client(broker, client_id(settings), manual_ack=True)
     # A bug in a callback is logged by paho and the loop goes on.
     client.suppress_exceptions = True
     client.enable_logger(logging.getLogger("producers.mqtt.paho"))
     client.on_connect = bridge.on_connect
     client.on_subscribe = bridge.on_subscribe
+    client.on_connect_fail = bridge.on_connect_fail
     client.on_disconnect = bridge.on_disconnect
     client.on_message = bridge.on_message
     announcer = None
