@@ -14,7 +14,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from shared import store
 from shared.reading import Reading, unit_of
-from web import params
+from web import params, sensor_settings
 from web.db import get_db
 from web.services import services
 
@@ -39,7 +39,8 @@ def sensors() -> Response:
             if key not in latest or live.ts >= latest[key].ts:
                 latest[key] = live
     errors = _sensor_errors()
-    return jsonify(sensors=[_sensor_entry(r, errors.get(k)) for k, r in sorted(latest.items())])
+    entries = [_sensor_entry(r, errors.get(k)) for k, r in sorted(latest.items())]
+    return jsonify(sensors=sensor_settings.decorate(entries))
 
 
 def _sensor_errors() -> dict[tuple[str, str], dict[str, object]]:

@@ -1,0 +1,92 @@
+"""GET/PUT /api/sensors/<source>/<sensor>/settings, and the settings /api/sensors carries.
+
+Storage and validation are in shared/sensor_settings.py; this module is the
+HTTP side. A PUT writes the one table the web may write in the history
+database (docs/display.md, "Sensor settings"), on a short-lived connection of
+its own; every other request only reads.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+
+from shared import sensor_settings
+from shared.reading import NAME_RE
+from web.db import HistoryUnavailable, get_db
+from web.params import BadParameter
+from web.services import services
+
+logger = logging.getLogger(__name__)
+
+bp = Blueprint("sensor_settings", __name__, url_prefix="/api/sensors")
+
+
+def _names(source: str, sensor: str) -> None:
+    for field, value in (("source", source), ("sensor", sensor)):
+        if not NAME_RE.fullmatch(value):
+            raise BadParameter(field, "must be 1-64 characters of [A-Za-z0-9._-]")
+
+
+@bp.get("/<source>/<sensor>/settings")
+def get_settings(source: str, sensor: str) -> Response:
+    """One sensor's settings (the defaults when nobody chose any)."""
+    _names(source, sensor)
+    chosen = sensor_settings.load(get_db(), source, sensor)
+    return jsonify(source=source, sensor=sensor, **chosen.to_dict())
+
+
+@bp.put("/<source>/<sensor>/settings")
+def put_settings(source: str, sensor: str) -> tuple[Response, int] | Response:
+    """Replace one sensor's settings; 400 naming the field when the body is wrong."""
+    _names(source, sensor)
+    body = request.get_json(silent=True)
+    if body is None:
+        return jsonify(error="the body must be JSON (Content-Type: application/json)"), 400
+    try:
+        chosen = sensor_settings.parse(body)
+    except sensor_settings.InvalidSettings as exc:
+        return jsonify(error=str(exc)), 400
+    _write(source, sensor, chosen)
+    logger.info("settings of %s/%s changed", source, sensor)
+    return jsonify(source=source, sensor=sensor, **chosen.to_dict())
+
+
+def _write(source: str, sensor: str, chosen: sensor_settings.SensorSettings) -> None:
+    path = Path(services().settings.database_path)
+    if not path.exists():
+        raise HistoryUnavailable(
+            f"no history yet: {path.name} does not exist (is the recorder running?)"
+        )
+    conn = sqlite3.connect(path, timeout=5.0)
+    try:
+        sensor_settings.save(conn, source, sensor, chosen)
+    except sqlite3.Error as exc:
+        raise HistoryUnavailable(f"the settings could not be stored: {exc}") from None
+    finally:
+        conn.close()
+
+
+def decorate(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Add each sensor's settings to /api/sensors entries, and `display` to metrics shown
+    otherwise than stored (another unit, or chosen decimals)."""
+    chosen = sensor_settings.load_all(get_db())
+    for entry in entries:
+        mine = chosen.get((entry["source"], entry["sensor"]), sensor_settings.DEFAULT)
+        entry["settings"] = mine.to_dict()
+        for metric, info in entry["metrics"].items():
+            conversion = mine.conversion(metric)
+            if conversion is not None and conversion != sensor_settings.DEFAULT.conversion(metric):
+                info["display"] = {
+                    "symbol": conversion.symbol,
+                    "scale": conversion.scale,
+                    "offset": conversion.offset,
+                    "decimals": conversion.decimals,
+                }
+            elif mine.decimals is not None:
+                info["display"] = {"decimals": mine.decimals}
+    return entries
