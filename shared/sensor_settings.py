@@ -46,8 +46,17 @@ CONVERSIONS: dict[str, dict[str, Conversion]] = {
         "mmhg": Conversion("mmHg", 1 / 1.333224, 0.0, 0),
     },
 }
-# The setting that picks each suffix's unit.
+# The setting that picks each suffix's unit, and what a form calls it.
 UNIT_FIELDS = {"c": "temperature_unit", "hpa": "pressure_unit"}
+UNIT_LABELS = {"temperature_unit": "Temperature in", "pressure_unit": "Pressure in"}
+
+
+def unit_choices() -> list[tuple[str, str, list[tuple[str, str]]]]:
+    """For a form: (field, label, [(value, symbol), ...]) per unit setting."""
+    return [
+        (field, UNIT_LABELS[field], [(v, c.symbol) for v, c in CONVERSIONS[suffix].items()])
+        for suffix, field in UNIT_FIELDS.items()
+    ]
 
 
 class InvalidSettings(ValueError):

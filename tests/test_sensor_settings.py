@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import sqlite3
 import time
 
@@ -155,3 +157,43 @@ def test_no_history_yet_is_503(client, settings) -> None:
     answer = client.put(URL, json={"name": "x"})
     assert answer.status_code == 503
     assert "no history yet" in answer.get_json()["error"]
+
+
+def test_csv_as_the_settings_show_it(client, seeded) -> None:
+    client.put(URL, json={"name": "Living room", "temperature_unit": "f", "pressure_unit": "inhg"})
+    text = client.get("/api/export.csv?source=pi&display=1").get_data(as_text=True)
+    rows = list(csv.DictReader(io.StringIO(text)))
+    header = text.splitlines()[0].split(",")
+    assert header == [
+        "ts",
+        "time_utc",
+        "source",
+        "sensor",
+        "name",
+        "seq",
+        "metric",
+        "value",
+        "unit",
+    ]
+    by_metric = {row["metric"]: row for row in rows}
+    assert by_metric["temperature_c"]["name"] == "Living room"
+    assert float(by_metric["temperature_c"]["value"]) == pytest.approx(68.0)
+    assert by_metric["temperature_c"]["unit"] == "°F"
+    assert float(by_metric["pressure_hpa"]["value"]) == pytest.approx(29.92, abs=0.01)
+    assert by_metric["humidity_pct"]["unit"] == "pct"
+    # The plain export stays as stored, so it can be imported again.
+    plain = client.get("/api/export.csv?source=pi").get_data(as_text=True)
+    assert plain.splitlines()[0] == "ts,time_utc,source,sensor,seq,metric,value"
+    assert ",temperature_c,20.0" in plain
+
+
+def test_csv_leaves_hidden_sensors_out(client, seeded) -> None:
+    client.put(URL, json={"hidden": True})
+    text = client.get("/api/export.csv?display=1").get_data(as_text=True)
+    assert text.splitlines()[1:] == []
+
+
+def test_csv_display_flag_is_checked(client, seeded) -> None:
+    answer = client.get("/api/export.csv?display=maybe")
+    assert answer.status_code == 400
+    assert "parameter 'display'" in answer.get_json()["error"]

@@ -141,6 +141,15 @@ def require_access() -> Response | tuple[Response, int] | None:
     return _unauthorized("log in at /login or send Authorization: Bearer <token>")
 
 
+def can_write() -> bool:
+    """Whether this request may change settings: access is open, or it holds the full token."""
+    token = services().settings.access_token
+    if not token or _has_session(token):
+        return True
+    given = _bearer()
+    return given is not None and token_matches(given, token)
+
+
 def _check_bearer(given: str, token: str) -> tuple[Response, int] | None:
     wait = _limiter().blocked_for(_client())
     if wait:

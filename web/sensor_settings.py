@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
 from shared import sensor_settings
-from shared.reading import NAME_RE
+from shared.reading import NAME_RE, unit_of
+from web import auth
 from web.db import HistoryUnavailable, get_db
 from web.params import BadParameter
 from web.services import services
@@ -44,6 +46,8 @@ def get_settings(source: str, sensor: str) -> Response:
 def put_settings(source: str, sensor: str) -> tuple[Response, int] | Response:
     """Replace one sensor's settings; 400 naming the field when the body is wrong."""
     _names(source, sensor)
+    if not auth.can_write():
+        return jsonify(error="changing settings needs the full access token, not a view token"), 403
     body = request.get_json(silent=True)
     if body is None:
         return jsonify(error="the body must be JSON (Content-Type: application/json)"), 400
@@ -90,3 +94,51 @@ def decorate(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
             elif mine.decimals is not None:
                 info["display"] = {"decimals": mine.decimals}
     return entries
+
+
+# The CSV columns that hold a metric's value, in the raw and the bucketed exports.
+VALUE_COLUMNS = frozenset({"value", "min", "avg", "max"})
+
+
+def wants_display(args: Mapping[str, str]) -> bool:
+    """`?display=1`: the CSV as the settings show it (names, units, no hidden sensors)."""
+    raw = args.get("display", "").strip().lower()
+    if raw in {"", "0", "false"}:
+        return False
+    if raw in {"1", "true"}:
+        return True
+    raise BadParameter("display", "must be 1 or 0")
+
+
+def load_chosen() -> sensor_settings.Chosen:
+    """Every sensor's settings, read in this request (a CSV streams after it ends)."""
+    return sensor_settings.load_all(get_db())
+
+
+def display_csv(
+    header: list[str], rows: Iterable[list[Any]], chosen: sensor_settings.Chosen
+) -> tuple[list[str], Iterator[list[Any]]]:
+    """Export rows as the settings show them: a `name` column after `sensor`, values
+    converted, a `unit` column at the end; hidden sensors left out."""
+    at = {column: i for i, column in enumerate(header)}
+    values = [i for column, i in at.items() if column in VALUE_COLUMNS]
+    shown_header = [*header[: at["sensor"] + 1], "name", *header[at["sensor"] + 1 :], "unit"]
+
+    def convert(row: list[Any]) -> list[Any] | None:
+        source, sensor = str(row[at["source"]]).lstrip("'"), str(row[at["sensor"]]).lstrip("'")
+        mine = chosen.get((source, sensor), sensor_settings.DEFAULT)
+        if mine.hidden:
+            return None
+        metric = str(row[at["metric"]])
+        conversion = mine.conversion(metric)
+        out = list(row)
+        if conversion is not None:
+            for i in values:
+                out[i] = round(
+                    out[i] * conversion.scale + conversion.offset, conversion.decimals + 2
+                )
+        name = sensor_settings.display_name(chosen, source, sensor)
+        unit = conversion.symbol if conversion else unit_of(metric)
+        return [*out[: at["sensor"] + 1], name, *out[at["sensor"] + 1 :], unit]
+
+    return shown_header, (shown for row in rows if (shown := convert(row)) is not None)
