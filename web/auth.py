@@ -40,7 +40,17 @@ COOKIE_MAX_AGE = 30 * 86400
 # Routes anyone may reach: probes, the login itself, and code (no data) under /static.
 # /api/ingest checks its own token (INGEST_TOKEN).
 PUBLIC_ENDPOINTS = frozenset(
-    {"pages.healthz", "pages.readyz", "auth.login", "auth.logout", "static", "ingest.ingest"}
+    {
+        "pages.healthz",
+        "pages.readyz",
+        "auth.login",
+        "auth.logout",
+        "static",
+        "ingest.ingest",
+        # The installable app's manifest and service worker: code and icons, no data.
+        "pwa.manifest",
+        "pwa.service_worker",
+    }
 )
 # Pages a person opens: without a session they go to the login form, not a 401.
 PAGES = frozenset({"pages.index", "pages.display"})

@@ -9,6 +9,7 @@ import { fetchSensors } from "./api.js";
 import { formatShown, metricLabel, shownSuffix, unitOf, unitRank } from "./format.js";
 import { Freshness } from "./freshness.js";
 import { pace, soon } from "./pace.js";
+import { registerShell, unreachableLabel } from "./pwa.js";
 import { LiveStream } from "./stream.js";
 
 const SNAPSHOT_REFRESH_MS = 60000; // settings and last errors change rarely
@@ -201,13 +202,12 @@ const LABELS = {
   connecting: "Connecting…",
   live: "Live",
   reconnecting: "Reconnecting…",
-  offline: "Offline: the server cannot be reached, retrying",
 };
 
 function showConnection(state) {
   soon("connection", () => {
     if (connectionEl.dataset.state !== state) connectionEl.dataset.state = state;
-    connectionEl.textContent = LABELS[state] || state;
+    connectionEl.textContent = state === "offline" ? unreachableLabel() : LABELS[state] || state;
   });
 }
 
@@ -262,6 +262,7 @@ async function refresh() {
 }
 
 async function start() {
+  registerShell();
   addEventListener("resize", layout);
   setupDimming();
   setupShift();

@@ -4,6 +4,7 @@
 import { Alerts } from "./alerts.js";
 import { exportUrl, fetchSensors, fetchSeries, RANGES } from "./api.js";
 import { showConnection } from "./connection.js";
+import { registerShell } from "./pwa.js";
 import { SettingsEditor } from "./settings.js";
 import { LiveStream } from "./stream.js";
 import { theme, watchTheme } from "./theme.js";
@@ -275,6 +276,7 @@ function setupChartDefaults() {
 }
 
 async function start() {
+  registerShell();
   setupChartDefaults();
   setupRangeSelector();
   alerts = new Alerts(document.getElementById("alerts"));
