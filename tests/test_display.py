@@ -185,7 +185,7 @@ def test_outage_shown_then_every_reading_backfilled(kiosk: Stack, browser: Brows
     seen_before = max(r[3] for r in page.evaluate("window.__readings"))
     kiosk.stop("web")
     expect(connection).to_have_attribute("data-state", "offline", timeout=15000)
-    expect(connection).to_contain_text("Offline")
+    expect(connection).to_contain_text("Server unreachable")
     time.sleep(max(0.0, down_at + 30 - time.time()))
     up_at = time.time()
     kiosk.start_web(port=int(url.rsplit(":", 1)[1]))
