@@ -157,6 +157,14 @@ def test_healthcheck_script_and_redis_start_pass_shellcheck() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_ci_scripts_pass_shellcheck() -> None:
+    """.ci/run (bash) and the nginx stand-in's entrypoint (POSIX sh)."""
+    shellcheck = tool("shellcheck", "apt-get install -y shellcheck")
+    for shell, script in (("bash", ".ci/run"), ("sh", ".ci/standins/nginx-entrypoint.sh")):
+        result = run([shellcheck, f"--shell={shell}", script])
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
 # --- docker-compose ----------------------------------------------------------------
 
 
