@@ -1,6 +1,7 @@
 // The dashboard: a snapshot from /api/sensors, history from /api/series, then
 // live readings from one EventSource (DESIGN.md section 6).
 /* global Chart */
+import { Alerts } from "./alerts.js";
 import { exportUrl, fetchSensors, fetchSeries, RANGES } from "./api.js";
 import { showConnection } from "./connection.js";
 import { LiveStream } from "./stream.js";
@@ -9,6 +10,7 @@ import { SensorView } from "./view.js";
 
 const SENSORS_REFRESH_MS = 30000; // last_error and sensors that went quiet come from here
 const LIVE_BACKFILL_POINTS = 450; // 2-second buckets over the live 15 minutes
+const SLIDE_MS = 15000; // 1/60 of the live window: about 10 px a step
 const HISTORY_REFRESH_MS = { "1h": 30000, "24h": 120000, "7d": 600000, "30d": 1800000 };
 
 const views = new Map(); // "source/sensor" -> SensorView
@@ -24,6 +26,7 @@ for (const name of ["source", "sensor"]) {
 }
 let range = pageQuery.get("range") in RANGES ? pageQuery.get("range") : "live";
 let historyTimer = 0;
+let alerts = null; // the Alerts panel, once started
 
 /** Whether a source/sensor passes the page's ?source= / ?sensor= filters (comma lists). */
 function wanted(source, sensor) {
@@ -50,7 +53,6 @@ function viewOf(source, sensor) {
     .sort((a, b) => a.key.localeCompare(b.key))[0];
   sensorsEl.insertBefore(view.el, after ? after.el : null);
   emptyEl.hidden = true;
-  view.tick(now());
   return view;
 }
 
@@ -69,9 +71,9 @@ function applySnapshot(list) {
     }
     view.setLastSeen(item.last_seen);
     view.setError(item.last_error);
-    view.tick(now());
     if (added) created.push(view);
   }
+  if (created.length) alerts?.renderCards(); // a firing metric's new card is marked at once
   return created;
 }
 
@@ -89,7 +91,10 @@ function onReading(reading) {
   view.charts.appendLive(ts, values, RANGES.live);
   // A sensor or metric first seen on the stream gets its card and chart at
   // once, and whatever history the server has behind them.
-  if (added) loadHistory(view, { quiet: true });
+  if (added) {
+    loadHistory(view, { quiet: true });
+    alerts?.renderCards();
+  }
 }
 
 /** [since, until] in Unix seconds for a range, ending now. */
@@ -208,11 +213,15 @@ function setupChartDefaults() {
 async function start() {
   setupChartDefaults();
   setupRangeSelector();
+  alerts = new Alerts(document.getElementById("alerts"));
   const stream = new LiveStream({
     filters,
     onReading,
-    onReset,
+    onReset: async (reason) => {
+      await Promise.all([onReset(reason), alerts.refresh()]);
+    },
     onState: (state, detail) => showConnection(state, detail),
+    onAlert: (alert) => alerts.onEvent(alert),
   });
   document.querySelector(".connection-retry").addEventListener("click", () => stream.retryNow());
   addEventListener("online", () => stream.retryNow());
@@ -222,15 +231,16 @@ async function start() {
   addEventListener("pageshow", (event) => {
     if (event.persisted) stream.open();
   });
+  // Only the offline countdown changes every second; nothing is written otherwise.
   setInterval(() => {
-    const t = now();
-    for (const view of views.values()) {
-      view.tick(t);
-      // A silent sensor's live chart keeps moving, so its silence shows as a gap.
-      if (range === "live" && view.el.dataset.stale === "true") view.charts.slide(t, RANGES.live);
-    }
-    showConnection(stream.state, { retryAt: stream.retryAt, failures: stream.failures });
+    if (stream.state === "offline") showConnection(stream.state, { retryAt: stream.retryAt });
   }, 1000);
+  // A silent sensor's live chart keeps moving, so its silence shows as a gap;
+  // in steps, since each step redraws the chart.
+  setInterval(() => {
+    if (range !== "live") return;
+    for (const view of views.values()) if (view.stale) view.charts.slide(now(), RANGES.live);
+  }, SLIDE_MS);
   setInterval(refreshSensors, SENSORS_REFRESH_MS);
 
   // The snapshot first, so cards exist before the first live reading; the
@@ -241,6 +251,7 @@ async function start() {
     showNotice(`Could not load the sensor list (${error.message}); live values will still appear.`);
   }
   stream.open();
+  alerts.start();
   emptyEl.hidden = views.size > 0;
   scheduleHistoryRefresh();
   await loadAllHistory();
