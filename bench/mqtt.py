@@ -7,6 +7,7 @@ import json
 import statistics
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -27,7 +28,7 @@ def _publisher(port: int) -> mqtt.Client:
     return client
 
 
-def _wait(check, timeout: float) -> None:  # type: ignore[no-untyped-def]
+def _wait(check: Callable[[], bool], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:

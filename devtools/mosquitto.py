@@ -20,14 +20,17 @@ PASSWORD = "test-password-not-secret"  # noqa: S105 - a throwaway broker on loop
 class Mosquitto:
     """Debian's mosquitto: no anonymous access, persistence on, restartable on its port."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, tls: tuple[Path, Path, Path] | None = None) -> None:
         self.port = port or free_port()
+        self.tls = tls  # (CA, certificate, key): the listener speaks only TLS
         self.dir = Path(tempfile.mkdtemp(prefix="mosquitto-"))
         self.proc: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
         """The MQTT_URL of this broker, with the bridge's credentials."""
+        if self.tls:
+            return f"mqtts://{USER}:{PASSWORD}@localhost:{self.port}"
         return f"mqtt://{USER}:{PASSWORD}@127.0.0.1:{self.port}"
 
     def _configure(self) -> Path:
@@ -39,9 +42,13 @@ class Mosquitto:
                 capture_output=True,
             )
             passwd.chmod(0o600)
+        tls = ""
+        if self.tls:
+            ca, cert, key = self.tls
+            tls = f"cafile {ca}\ncertfile {cert}\nkeyfile {key}\n"
         conf = self.dir / "mosquitto.conf"
         conf.write_text(
-            f"listener {self.port} 127.0.0.1\n"
+            f"listener {self.port} 127.0.0.1\n{tls}"
             "allow_anonymous false\n"
             f"password_file {passwd}\n"
             # Sessions and queued QoS 1 messages survive a restart, as on a real install.
