@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
+from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 import redis
@@ -41,43 +42,7 @@ Key = tuple[str, str]  # (rule, metric)
 
 def create_tables(conn: sqlite3.Connection) -> None:
     """The alert tables (rules as loaded, state per rule and metric, transitions)."""
-    conn.executescript(
-        """
-        CREATE TABLE IF NOT EXISTS alert_rules (
-            name TEXT PRIMARY KEY,
-            body TEXT NOT NULL  -- the rule as JSON, for the dashboard's threshold lines
-        );
-        CREATE TABLE IF NOT EXISTS alert_state (
-            rule TEXT NOT NULL,
-            metric TEXT NOT NULL,  -- source/sensor/metric
-            state TEXT NOT NULL,  -- ok, pending, firing
-            since REAL NOT NULL,
-            reason TEXT NOT NULL,
-            value REAL,
-            last_ts REAL,
-            last_seq INTEGER,
-            seen_at REAL NOT NULL,
-            notified_at REAL,
-            PRIMARY KEY (rule, metric)
-        ) WITHOUT ROWID;
-        CREATE TABLE IF NOT EXISTS alert_transitions (
-            id INTEGER PRIMARY KEY,
-            rule TEXT NOT NULL,
-            metric TEXT NOT NULL,
-            kind TEXT NOT NULL,  -- firing or resolved
-            reason TEXT NOT NULL,  -- threshold or stale
-            value REAL,
-            threshold REAL NOT NULL,
-            direction TEXT NOT NULL,
-            clear REAL NOT NULL,
-            since REAL NOT NULL,
-            at REAL NOT NULL,
-            repeat INTEGER NOT NULL,
-            pending TEXT NOT NULL  -- JSON list of the targets not yet notified
-        );
-        CREATE INDEX IF NOT EXISTS alert_transitions_at ON alert_transitions (at);
-        """
-    )
+    conn.executescript(resources.files("shared").joinpath("alerts.sql").read_text())
 
 
 _STATE_FIELDS = tuple(State.__dataclass_fields__)
