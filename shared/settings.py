@@ -76,6 +76,7 @@ class Settings:
     i2c_bus: int = 1
     sysfs_root: Path = Path("/sys")
     access_token: str = ""
+    query_timeout: float = 10.0
     log_format: str = "text"
     log_level: str = "INFO"
 
@@ -115,6 +116,7 @@ class Settings:
             i2c_bus=_int(env, "I2C_BUS", 1, 0, 255),
             sysfs_root=Path(env.get("SYSFS_ROOT", "") or "/sys"),
             access_token=env.get("ACCESS_TOKEN", "").strip(),
+            query_timeout=_float(env, "QUERY_TIMEOUT", 10.0, 0.05, 300.0),
             log_format=log_format,
             log_level=(env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"),
         )

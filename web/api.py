@@ -6,7 +6,8 @@ import csv
 import io
 import json
 import logging
-from collections.abc import Iterator
+import sqlite3
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 import redis
@@ -14,8 +15,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from shared import store
 from shared.reading import Reading, unit_of
-from web import params
-from web.db import get_db
+from web import db, params
 from web.services import services
 
 logger = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ MAX_SERIES_SPAN = 400 * DAY
 @bp.get("/sensors")
 def sensors() -> Response:
     """Every known source/sensor with its metrics, last values and last error."""
-    latest = {e.reading.key: e.reading for e in store.latest(get_db())}
+    latest = {e.reading.key: e.reading for e in db.read(store.latest)}
     svc = services()
     if svc.hub_started:
         for key, data in svc.hub().latest.items():
@@ -62,22 +62,25 @@ def _sensor_entry(reading: Reading, error: dict[str, object] | None) -> dict[str
     }
 
 
-def _selection() -> list[Reading]:
+def _selection() -> Callable[[sqlite3.Connection], list[Reading]]:
+    """The query of the request's selection (parameters checked here, on the hub)."""
     since, until = params.time_range(request.args, HOUR, MAX_RAW_SPAN)
-    return store.query_readings(
-        get_db(),
-        sources=sorted(params.names(request.args, "source") or ()),
-        sensors=sorted(params.names(request.args, "sensor") or ()),
-        since=since,
-        until=until,
-        limit=params.integer(request.args, "limit", 1000, 1, 10_000),
+    sources = sorted(params.names(request.args, "source") or ())
+    sensors = sorted(params.names(request.args, "sensor") or ())
+    limit = params.integer(request.args, "limit", 1000, 1, 10_000)
+    return lambda conn: store.query_readings(
+        conn, sources=sources, sensors=sensors, since=since, until=until, limit=limit
     )
 
 
 @bp.get("/readings")
 def readings() -> Response:
     """Raw readings, oldest first."""
-    return jsonify(readings=[r.to_dict() for r in _selection()])
+    query = _selection()
+    # Encoded in the read's thread too, one reading per call: one json.dumps
+    # of 10,000 readings would hold the GIL (and so the hub) for its whole run.
+    body = db.read(lambda conn: '{"readings":[' + ",".join(r.to_json() for r in query(conn)))
+    return Response(body + "]}", mimetype="application/json")
 
 
 @bp.get("/series")
@@ -88,14 +91,16 @@ def series() -> Response:
     metric = params.metric(request.args)
     since, until = params.time_range(request.args, HOUR, MAX_SERIES_SPAN)
     points = params.integer(request.args, "points", 300, 1, 5000)
-    buckets = store.series(
-        get_db(),
-        source=source,
-        sensor=sensor,
-        metric=metric,
-        since=since,
-        until=until,
-        points=points,
+    buckets = db.read(
+        lambda conn: store.series(
+            conn,
+            source=source,
+            sensor=sensor,
+            metric=metric,
+            since=since,
+            until=until,
+            points=points,
+        )
     )
     return jsonify(
         source=source,
@@ -108,9 +113,10 @@ def series() -> Response:
 @bp.get("/export.csv")
 def export_csv() -> Response:
     """The /api/readings selection as CSV, one row per metric value."""
-    rows = _selection()
+    query = _selection()
+    body = db.read(lambda conn: "".join(_csv_lines(query(conn))))
     headers = {"Content-Disposition": 'attachment; filename="readings.csv"'}
-    return Response(_csv_lines(rows), mimetype="text/csv", headers=headers)
+    return Response(body, mimetype="text/csv", headers=headers)
 
 
 def _csv_lines(rows: list[Reading]) -> Iterator[str]:

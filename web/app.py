@@ -9,8 +9,8 @@ from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
 from shared.settings import Settings
-from web import api, auth, db, metrics, openapi, pages, stream
-from web.db import HistoryUnavailable
+from web import api, auth, metrics, openapi, pages, stream
+from web.db import HistoryTimeout, HistoryUnavailable
 from web.params import BadParameter
 from web.services import Services
 
@@ -26,7 +26,6 @@ def build_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config["SETTINGS"] = settings
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["sensor_display"] = Services.create(settings)
-    db.init_app(app)
     pages.init_app(app)
     auth.init_app(app)
     app.register_blueprint(api.bp)
@@ -44,7 +43,10 @@ def _register_errors(app: Flask) -> None:
 
     @app.errorhandler(HistoryUnavailable)
     def no_history(exc: HistoryUnavailable) -> tuple[Response, int]:
-        return jsonify(error=str(exc)), 503
+        response = jsonify(error=str(exc))
+        if isinstance(exc, HistoryTimeout):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response, 503
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> tuple[Response, int]:
