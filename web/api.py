@@ -15,7 +15,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from shared import store
 from shared.reading import Reading, unit_of
-from web import db, params
+from web import db, params, sensor_settings
 from web.services import services
 
 logger = logging.getLogger(__name__)
@@ -39,7 +39,8 @@ def sensors() -> Response:
             if key not in latest or live.ts >= latest[key].ts:
                 latest[key] = live
     errors = _sensor_errors()
-    return jsonify(sensors=[_sensor_entry(r, errors.get(k)) for k, r in sorted(latest.items())])
+    entries = [_sensor_entry(r, errors.get(k)) for k, r in sorted(latest.items())]
+    return jsonify(sensors=sensor_settings.decorate(entries))
 
 
 def _sensor_errors() -> dict[tuple[str, str], dict[str, object]]:
@@ -114,26 +115,42 @@ def series() -> Response:
 def export_csv() -> Response:
     """The /api/readings selection as CSV, one row per metric value."""
     query = _selection()
-    body = db.read(lambda conn: "".join(_csv_lines(query(conn))))
+    display = sensor_settings.wants_display(request.args)
+
+    def build(conn: sqlite3.Connection) -> str:
+        header: list[str] = ["ts", "time_utc", "source", "sensor", "seq", "metric", "value"]
+        cells: Iterator[list[object]] = _csv_rows(query(conn))
+        if display:
+            chosen = sensor_settings.load_chosen(conn)
+            header, cells = sensor_settings.display_csv(header, cells, chosen)
+        return "".join(_csv_lines(header, cells))
+
+    # Built in the read's thread: the rows' Python work stays off the hub.
+    body = db.read(build)
     headers = {"Content-Disposition": 'attachment; filename="readings.csv"'}
     return Response(body, mimetype="text/csv", headers=headers)
 
 
-def _csv_lines(rows: list[Reading]) -> Iterator[str]:
+def _csv_lines(header: list[str], cells: Iterator[list[object]]) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["ts", "time_utc", "source", "sensor", "seq", "metric", "value"])
-    for r in rows:
-        when = datetime.fromtimestamp(r.ts, UTC).isoformat(timespec="milliseconds")
-        for metric, value in r.values.items():
-            # Names are [A-Za-z0-9._-]; a leading "-" could still be read as a
-            # formula by a spreadsheet, so quote it as text.
-            writer.writerow([r.ts, when, _cell(r.source), _cell(r.sensor), r.seq, metric, value])
+    writer.writerow(header)
+    for row in cells:
+        writer.writerow(row)
         if buffer.tell() > 65536:
             yield buffer.getvalue()
             buffer.seek(0)
             buffer.truncate()
     yield buffer.getvalue()
+
+
+def _csv_rows(rows: list[Reading]) -> Iterator[list[object]]:
+    for r in rows:
+        when = datetime.fromtimestamp(r.ts, UTC).isoformat(timespec="milliseconds")
+        for metric, value in r.values.items():
+            # Names are [A-Za-z0-9._-]; a leading "-" could still be read as a
+            # formula by a spreadsheet, so quote it as text.
+            yield [r.ts, when, _cell(r.source), _cell(r.sensor), r.seq, metric, value]
 
 
 def _cell(name: str) -> str:

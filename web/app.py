@@ -9,7 +9,18 @@ from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
 from shared.settings import Settings
-from web import api, auth, metrics, openapi, pages, stream
+from web import (
+    alerts,
+    api,
+    auth,
+    ingest,
+    metrics,
+    openapi,
+    pages,
+    pwa,
+    sensor_settings,
+    stream,
+)
 from web.db import HistoryTimeout, HistoryUnavailable
 from web.params import BadParameter
 from web.services import Services
@@ -27,8 +38,12 @@ def build_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["sensor_display"] = Services.create(settings)
     pages.init_app(app)
+    pwa.init_app(app)
     auth.init_app(app)
+    ingest.init_app(app)
     app.register_blueprint(api.bp)
+    app.register_blueprint(sensor_settings.bp)
+    app.register_blueprint(alerts.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(stream.bp)
     app.register_blueprint(metrics.bp)

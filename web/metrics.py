@@ -18,7 +18,7 @@ import redis
 from flask import Blueprint, Response
 
 from shared import store
-from web import db
+from web import alerts, db
 from web.hub import Hub
 from web.recorder import group_lag
 from web.services import services
@@ -33,6 +33,7 @@ COUNTERS = {
     "received": "messages received on the channel",
     "rejected": "channel messages dropped as invalid",
     "duplicates": "channel messages dropped as repeats",
+    "alerts": "alert transitions received on the channel",
     "reconnects": "Redis subscription reconnects",
     "dropped_slow": "clients dropped for falling behind",
     "events_out": "events written to clients",
@@ -146,4 +147,8 @@ def metrics() -> Response:
     except db.HistoryUnavailable:
         ages = []
     body = render(workers, recorder, ages, lag)
+    try:
+        body += alerts.render_metrics(alerts.firing_count(), alerts.targets())
+    except db.HistoryUnavailable:
+        body += alerts.render_metrics(0, alerts.targets())
     return Response(body, mimetype="text/plain", headers={"Cache-Control": "no-cache"})

@@ -7,7 +7,8 @@ import time
 import redis
 from flask import Blueprint, Flask, Response, jsonify, render_template
 
-from web import db
+from shared import sensor_settings
+from web import auth, db
 from web.recorder import group_lag
 from web.services import services
 
@@ -23,7 +24,18 @@ CSP = (
 @bp.get("/")
 def index() -> str:
     """The dashboard."""
-    return render_template("index.html")
+    return render_template(
+        "index.html",
+        can_edit=auth.can_write(),
+        unit_choices=sensor_settings.unit_choices(),
+        max_decimals=sensor_settings.MAX_DECIMALS,
+    )
+
+
+@bp.get("/display")
+def display() -> str:
+    """The kiosk page: large live values, no controls (DESIGN.md section 11)."""
+    return render_template("display.html")
 
 
 @bp.get("/healthz")

@@ -90,10 +90,11 @@ function numberFormat(digits) {
 }
 
 /** A value as a person reads it, without its unit: 21.53 °C -> "21.5", 812 rpm -> "812". */
-export function formatValue(unit, value) {
+export function formatValue(unit, value, decimals) {
   if (typeof value !== "number" || !Number.isFinite(value)) return "—";
   if (unit === "bool") return value ? "on" : "off";
   if (unit === "bytes") return formatBytes(value);
+  if (Number.isInteger(decimals)) return numberFormat(decimals).format(value);
   let digits = UNITS[unit]?.[1] ?? 2;
   // A tiny non-zero value (0.004 W) would print as 0.0: give it the digits to show.
   if (value !== 0 && Math.abs(value) < 0.5 * 10 ** -digits) digits += 2;
@@ -116,12 +117,17 @@ export function valueSuffix(unit) {
   return unit === "bytes" ? "" : unitSymbol(unit);
 }
 
-/** A short age for "last seen": "just now", "12 s ago", "5 min ago", "3 h ago", "2 d ago". */
-export function formatAge(seconds) {
-  if (!Number.isFinite(seconds)) return "never";
-  if (seconds < 2) return "just now";
-  if (seconds < 90) return `${Math.round(seconds)} s ago`;
-  if (seconds < 90 * 60) return `${Math.round(seconds / 60)} min ago`;
-  if (seconds < 36 * 3600) return `${Math.round(seconds / 3600)} h ago`;
-  return `${Math.round(seconds / 86400)} d ago`;
+/**
+ * A value as a sensor's settings show it: `display` (from /api/sensors, absent
+ * when the sensor shows its metrics as stored) converts it (°F, inHg, mmHg:
+ * value * scale + offset) and may fix the decimals.
+ */
+export function formatShown(unit, value, display) {
+  if (!display || typeof value !== "number") return formatValue(unit, value);
+  return formatValue(unit, value * (display.scale ?? 1) + (display.offset ?? 0), display.decimals);
+}
+
+/** The unit printed after a value shown with `display`. */
+export function shownSuffix(unit, display) {
+  return display?.symbol ?? valueSuffix(unit);
 }
