@@ -201,6 +201,10 @@ class Settings:
         "Read token for the dashboard, stream and API; empty: open on a trusted LAN.",
         secret=True,
     )  # fmt: skip
+    query_timeout: float = setting(
+        "QUERY_TIMEOUT", 10.0, number(0.05, 300.0),
+        "Seconds a history read may run before it is cut and answered with a 503.",
+    )  # fmt: skip
     mqtt_url: str = setting(
         "MQTT_URL", "", TEXT,
         "The MQTT broker the bridge reads, mqtt://[user:pass@]host[:port]; empty: no bridge.",

@@ -11,7 +11,8 @@ import redis
 from recorder.alerts import Evaluator
 from shared import alerts, store
 from shared.alerts import targets_key
-from shared.bus import Bus, Event
+from shared.bus import Bus
+from shared.events import Event
 from shared.reading import Reading
 from shared.settings import Settings
 from web.hub import Hub

@@ -13,7 +13,6 @@ from web import (
     alerts,
     api,
     auth,
-    db,
     ingest,
     metrics,
     openapi,
@@ -23,7 +22,7 @@ from web import (
     stream,
     worker,
 )
-from web.db import HistoryUnavailable
+from web.db import HistoryTimeout, HistoryUnavailable
 from web.params import BadParameter
 
 logger = logging.getLogger(__name__)
@@ -38,7 +37,6 @@ def build_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config["SETTINGS"] = app.config.get("SETTINGS") or Settings.from_env()
     app.json.sort_keys = False  # type: ignore[attr-defined]
     worker.init_app(app)
-    db.init_app(app)
     pages.init_app(app)
     pwa.init_app(app)
     auth.init_app(app)
@@ -60,7 +58,10 @@ def _register_errors(app: Flask) -> None:
 
     @app.errorhandler(HistoryUnavailable)
     def no_history(exc: HistoryUnavailable) -> tuple[Response, int]:
-        return jsonify(error=str(exc)), 503
+        response = jsonify(error=str(exc))
+        if isinstance(exc, HistoryTimeout):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response, 503
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> tuple[Response, int]:

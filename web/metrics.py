@@ -18,8 +18,7 @@ import redis
 from flask import Blueprint, Response
 
 from shared import store
-from web import alerts, worker
-from web.db import HistoryUnavailable, get_db
+from web import alerts, db, worker
 from web.hub import RING_SIZE, Hub
 
 logger = logging.getLogger(__name__)
@@ -139,13 +138,13 @@ def metrics() -> Response:
     now = time.time()
     try:
         ages = [
-            (e.reading.source, e.reading.sensor, now - e.reading.ts) for e in store.latest(get_db())
+            (e.reading.source, e.reading.sensor, now - e.reading.ts) for e in db.read(store.latest)
         ]
-    except HistoryUnavailable:
+    except db.HistoryUnavailable:
         ages = []
     body = render(workers, recorder, ages, lag)
     try:
         body += alerts.render_metrics(alerts.firing_count(), alerts.targets())
-    except HistoryUnavailable:
+    except db.HistoryUnavailable:
         body += alerts.render_metrics(0, alerts.targets())
     return Response(body, mimetype="text/plain", headers={"Cache-Control": "no-cache"})
