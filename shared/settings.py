@@ -77,6 +77,7 @@ class Settings:
     i2c_bus: int = 1
     sysfs_root: Path = Path("/sys")
     access_token: str = ""
+    view_token: str = ""  # read-only access (docs/display.md)
     mqtt_url: str = ""
     mqtt_topics: str = ""
     ha_discovery: str = ""
@@ -123,6 +124,7 @@ class Settings:
             i2c_bus=_int(env, "I2C_BUS", 1, 0, 255),
             sysfs_root=Path(env.get("SYSFS_ROOT", "") or "/sys"),
             access_token=env.get("ACCESS_TOKEN", "").strip(),
+            view_token=env.get("VIEW_TOKEN", "").strip(),
             mqtt_url=env.get("MQTT_URL", "").strip(),
             mqtt_topics=env.get("MQTT_TOPICS", "").strip(),
             ha_discovery=env.get("HA_DISCOVERY", "").strip(),
@@ -139,6 +141,7 @@ class Settings:
         """Settings for a log line, with secrets masked."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["access_token"] = "***" if self.access_token else ""
+        out["view_token"] = "***" if self.view_token else ""
         out["redis_url"] = _redact_url(self.redis_url)
         out["alert_urls"] = f"{len(self.alert_urls)} hidden"
         out["mqtt_url"] = _redact_url(self.mqtt_url)

@@ -259,3 +259,40 @@ def test_settings_rename_hide_fahrenheit_everywhere(kiosk: Stack, browser: Brows
     assert "attic" not in everything
     display.close()
     page.close()
+
+
+def test_kiosk_token_once_then_live_without_it(tmp_path: Path, redis_url: str) -> None:
+    """`/display?token=<VIEW_TOKEN>`: no login form, the token leaves the URL, values live."""
+    view = "kiosk-view-token-0123456789"
+    stack = Stack.create(
+        tmp_path,
+        {
+            "REDIS_URL": redis_url,
+            "INTERVAL": "0.5",
+            "WEB_WORKERS": "1",
+            "SENSORS": "demo",
+            "SOURCE": SOURCE,
+            "ACCESS_TOKEN": "full-token-0123456789abcdef",
+            "VIEW_TOKEN": view,
+        },
+    )
+    try:
+        stack.start("recorder", ["-m", "web.recorder"])
+        stack.start("producer", ["-m", "producers"])
+        url = stack.start_web()
+        with chromium() as browser:
+            page = browser.new_page(viewport={"width": 800, "height": 480})
+            problems = Problems(page)
+            page.goto(f"{url}/display?token={view}&dim=23:00-06:00")
+            expect(page).to_have_url(f"{url}/display?dim=23%3A00-06%3A00")
+            first = value(page, "pressure_hpa")
+            expect(first).not_to_have_text("—", timeout=20000)
+            expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+            before = first.inner_text()
+            expect(first).not_to_have_text(before, timeout=20000)
+            page.reload()
+            expect(page).to_have_url(f"{url}/display?dim=23%3A00-06%3A00")
+            expect(value(page, "temperature_c")).not_to_have_text("—", timeout=20000)
+            problems.check()
+    finally:
+        stack.stop_all()
