@@ -23,7 +23,7 @@ from devtools.stack import Stack
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCE = "kiosk"
+SOURCE = "pi-livingroom"
 DEMO_METRICS = (
     "temperature_c",
     "humidity_pct",
