@@ -13,7 +13,7 @@ help:
 	@echo "make bench  - the benchmarks, side by side with stock flask-sse"
 	@echo "make soak   - ten minutes of open pages at 72 points/s: memory stays flat"
 	@echo "make image-test - build both images, run the compose stack and the arm producer (needs Docker)"
-	@echo "make lint   - ruff"
+	@echo "make lint   - ruff, and import-linter for the layers"
 
 $(VENV)/.local: requirements/base.txt requirements/web.txt requirements/producer.txt requirements/pi.txt requirements/local.txt
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,7 @@ image-test: $(VENV)/.dev
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 format: $(VENV)/.dev
 	$(BIN)/ruff check --fix .

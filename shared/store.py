@@ -10,7 +10,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from shared.bus import Event, stream_id_key
+from shared.events import Event, stream_id_key
 from shared.reading import Reading
 
 # Short ranges read the raw rows (exact buckets); longer ones the minute
@@ -176,6 +176,17 @@ def events_after(conn: sqlite3.Connection, last_id: str, *, limit: int) -> list[
         (ms, n, limit),
     )
     return [Event(f"{row['stream_ms']}-{row['stream_n']}", _reading(row)) for row in rows]
+
+
+def more_events_after(conn: sqlite3.Connection, last_id: str, limit: int) -> bool:
+    """True if more than `limit` stored readings follow `last_id` (reads the index only)."""
+    ms, n = stream_id_key(last_id)
+    row = conn.execute(
+        "SELECT 1 FROM readings WHERE stream_ms IS NOT NULL AND (stream_ms, stream_n) > (?, ?)"
+        " ORDER BY stream_ms, stream_n LIMIT 1 OFFSET ?",
+        (ms, n, limit),
+    ).fetchone()
+    return row is not None
 
 
 def series(

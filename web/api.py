@@ -1,12 +1,12 @@
-"""The JSON and CSV API over the history (DESIGN.md section 4)."""
+"""The JSON and CSV API over the history (docs/architecture.md, "HTTP interface")."""
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
-from collections.abc import Iterator
+import sqlite3
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 import redis
@@ -14,9 +14,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from shared import store
 from shared.reading import Reading, unit_of
-from web import params, sensor_settings
-from web.db import get_db
-from web.services import services
+from web import db, params, sensor_settings, worker
 
 logger = logging.getLogger(__name__)
 
@@ -31,10 +29,10 @@ MAX_SERIES_SPAN = 400 * DAY
 @bp.get("/sensors")
 def sensors() -> Response:
     """Every known source/sensor with its metrics, last values and last error."""
-    latest = {e.reading.key: e.reading for e in store.latest(get_db())}
-    svc = services()
-    if svc.hub_started:
-        for key, data in svc.hub().latest.items():
+    latest = {e.reading.key: e.reading for e in db.read(store.latest)}
+    hub = worker.started_hub()
+    if hub is not None:
+        for key, data in hub.latest.items():
             live = Reading.from_json(data)
             if key not in latest or live.ts >= latest[key].ts:
                 latest[key] = live
@@ -45,7 +43,7 @@ def sensors() -> Response:
 
 def _sensor_errors() -> dict[tuple[str, str], dict[str, object]]:
     try:
-        return services().bus.sensor_errors()
+        return worker.bus().sensor_errors()
     except redis.RedisError as exc:
         logger.warning("sensor errors unavailable: %s", exc)
         return {}
@@ -63,22 +61,25 @@ def _sensor_entry(reading: Reading, error: dict[str, object] | None) -> dict[str
     }
 
 
-def _selection() -> list[Reading]:
+def _selection() -> Callable[[sqlite3.Connection], list[Reading]]:
+    """The query of the request's selection (parameters checked here, on the hub)."""
     since, until = params.time_range(request.args, HOUR, MAX_RAW_SPAN)
-    return store.query_readings(
-        get_db(),
-        sources=sorted(params.names(request.args, "source") or ()),
-        sensors=sorted(params.names(request.args, "sensor") or ()),
-        since=since,
-        until=until,
-        limit=params.integer(request.args, "limit", 1000, 1, 10_000),
+    sources = sorted(params.names(request.args, "source") or ())
+    sensors = sorted(params.names(request.args, "sensor") or ())
+    limit = params.integer(request.args, "limit", 1000, 1, 10_000)
+    return lambda conn: store.query_readings(
+        conn, sources=sources, sensors=sensors, since=since, until=until, limit=limit
     )
 
 
 @bp.get("/readings")
 def readings() -> Response:
     """Raw readings, oldest first."""
-    return jsonify(readings=[r.to_dict() for r in _selection()])
+    query = _selection()
+    # Encoded in the read's thread too, one reading per call: one json.dumps
+    # of 10,000 readings would hold the GIL (and so the hub) for its whole run.
+    body = db.read(lambda conn: '{"readings":[' + ",".join(r.to_json() for r in query(conn)))
+    return Response(body + "]}", mimetype="application/json")
 
 
 @bp.get("/series")
@@ -89,14 +90,16 @@ def series() -> Response:
     metric = params.metric(request.args)
     since, until = params.time_range(request.args, HOUR, MAX_SERIES_SPAN)
     points = params.integer(request.args, "points", 300, 1, 5000)
-    buckets = store.series(
-        get_db(),
-        source=source,
-        sensor=sensor,
-        metric=metric,
-        since=since,
-        until=until,
-        points=points,
+    buckets = db.read(
+        lambda conn: store.series(
+            conn,
+            source=source,
+            sensor=sensor,
+            metric=metric,
+            since=since,
+            until=until,
+            points=points,
+        )
     )
     return jsonify(
         source=source,
@@ -109,13 +112,21 @@ def series() -> Response:
 @bp.get("/export.csv")
 def export_csv() -> Response:
     """The /api/readings selection as CSV, one row per metric value."""
-    rows = _selection()
-    header: list[str] = ["ts", "time_utc", "source", "sensor", "seq", "metric", "value"]
-    cells: Iterator[list[object]] = _csv_rows(rows)
-    if sensor_settings.wants_display(request.args):
-        header, cells = sensor_settings.display_csv(header, cells, sensor_settings.load_chosen())
+    query = _selection()
+    display = sensor_settings.wants_display(request.args)
+
+    def build(conn: sqlite3.Connection) -> str:
+        header: list[str] = ["ts", "time_utc", "source", "sensor", "seq", "metric", "value"]
+        cells: Iterator[list[object]] = _csv_rows(query(conn))
+        if display:
+            chosen = sensor_settings.load_chosen(conn)
+            header, cells = sensor_settings.display_csv(header, cells, chosen)
+        return "".join(_csv_lines(header, cells))
+
+    # Built in the read's thread: the rows' Python work stays off the hub.
+    body = db.read(build)
     headers = {"Content-Disposition": 'attachment; filename="readings.csv"'}
-    return Response(_csv_lines(header, cells), mimetype="text/csv", headers=headers)
+    return Response(body, mimetype="text/csv", headers=headers)
 
 
 def _csv_lines(header: list[str], cells: Iterator[list[object]]) -> Iterator[str]:
@@ -142,8 +153,3 @@ def _csv_rows(rows: list[Reading]) -> Iterator[list[object]]:
 
 def _cell(name: str) -> str:
     return "'" + name if name.startswith("-") else name
-
-
-def error_body(message: str) -> str:
-    """The JSON error body every 4xx/5xx of the API uses."""
-    return json.dumps({"error": message})

@@ -1,4 +1,4 @@
-"""The Flask application: routes, error handlers, and the worker's services."""
+"""The Flask application: settings, blueprints, error handlers."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from web import (
     alerts,
     api,
     auth,
-    db,
     ingest,
     metrics,
     openapi,
@@ -21,24 +20,23 @@ from web import (
     pwa,
     sensor_settings,
     stream,
+    worker,
 )
-from web.db import HistoryUnavailable
+from web.db import HistoryTimeout, HistoryUnavailable
 from web.params import BadParameter
-from web.services import Services
 
 logger = logging.getLogger(__name__)
 
 
 def build_app(test_config: dict[str, Any] | None = None) -> Flask:
-    """Defaults, then the environment, then `test_config` (which may hold SETTINGS)."""
+    """Settings from the environment, unless `test_config` brings its own SETTINGS (tests)."""
     app = Flask(__name__)
     if test_config:
         app.config.update(test_config)
-    settings = app.config.get("SETTINGS") or Settings.from_env()
-    app.config["SETTINGS"] = settings
+    # Read one way everywhere: current_app.config["SETTINGS"].
+    app.config["SETTINGS"] = app.config.get("SETTINGS") or Settings.from_env()
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.extensions["sensor_display"] = Services.create(settings)
-    db.init_app(app)
+    worker.init_app(app)
     pages.init_app(app)
     pwa.init_app(app)
     auth.init_app(app)
@@ -60,7 +58,10 @@ def _register_errors(app: Flask) -> None:
 
     @app.errorhandler(HistoryUnavailable)
     def no_history(exc: HistoryUnavailable) -> tuple[Response, int]:
-        return jsonify(error=str(exc)), 503
+        response = jsonify(error=str(exc))
+        if isinstance(exc, HistoryTimeout):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response, 503
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> tuple[Response, int]:

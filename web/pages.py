@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
 
 import redis
 from flask import Blueprint, Flask, Response, jsonify, render_template
 
 from shared import sensor_settings
-from web import auth
-from web.db import HistoryUnavailable, get_db
-from web.recorder import group_lag
-from web.services import services
+from web import auth, db, worker
 
 bp = Blueprint("pages", __name__)
 
@@ -50,15 +46,15 @@ def healthz() -> Response:
 def readyz() -> tuple[Response, int]:
     """Ready: the worker's Redis subscription is live and the history readable."""
     problems = []
-    hub = services().hub()
+    hub = worker.hub()
     if not hub.connected:
         problems.append("the Redis subscription is not live")
     try:
-        get_db().execute("SELECT 1 FROM readings LIMIT 1").fetchall()
-    except (HistoryUnavailable, sqlite3.Error) as exc:
+        db.read(lambda conn: conn.execute("SELECT 1 FROM readings LIMIT 1").fetchall())
+    except db.HistoryUnavailable as exc:
         problems.append(str(exc))
     try:
-        recorder = group_lag(services().bus)
+        recorder = worker.bus().recorder_lag()
     except redis.RedisError:
         recorder = None
     # The recorder's lag is reported, not judged: a stalled recorder must not
