@@ -48,7 +48,7 @@ def busy(tmp_path: Path, redis_url: str) -> Iterator[str]:
         log_dir=tmp_path / "logs",
     )
     try:
-        stack.start("recorder", ["-m", "web.recorder"])
+        stack.start("recorder", ["-m", "recorder"])
         for source in SOURCES:
             stack.start(f"producer-{source}", ["-m", "producers"], SOURCE=source)
         url = stack.start_web()
