@@ -223,7 +223,7 @@ class Settings:
         "ALERTS_FILE", None, OPTIONAL_PATH, "The alert rules (TOML); empty: no alerts."
     )
     alert_urls: tuple[str, ...] = setting(
-        "ALERT_URLS", (), URLS, "Apprise URLs alerts are sent to; they hold secrets."
+        "ALERT_URLS", (), URLS, "Apprise URLs alerts are sent to; they hold secrets.", secret=True
     )
     public_url: str = setting(
         "PUBLIC_URL", "", TEXT, "The dashboard's address, for links in notifications."
