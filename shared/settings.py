@@ -213,23 +213,30 @@ class Settings:
     )  # fmt: skip
     mqtt_url: str = setting(
         "MQTT_URL", "", TEXT,
-        "The MQTT broker the bridge reads, mqtt://[user:pass@]host[:port]; empty: no bridge.",
+        "The broker the MQTT bridge reads, mqtt://[user:pass@]host[:port] (mqtts:// for TLS);"
+        " empty: no bridge. `make run` starts the bridge when it is set.",
+        secret=True,
     )  # fmt: skip
     mqtt_topics: str = setting(
-        "MQTT_TOPICS", "", TEXT, "Topics the bridge subscribes to instead of the defaults."
-    )
+        "MQTT_TOPICS", "", TEXT,
+        "The bridge's subscriptions instead of the defaults: comma-separated firmware=filter,"
+        " firmware one of tasmota, zigbee2mqtt, esphome, readings (docs/mqtt.md).",
+    )  # fmt: skip
     ha_discovery: str = setting(
         "HA_DISCOVERY", "", TEXT,
-        "Home Assistant's discovery prefix (homeassistant); empty: no discovery.",
+        "Home Assistant's discovery prefix (homeassistant): the bridge publishes every metric"
+        " as an entity; empty: no discovery.",
     )  # fmt: skip
     ingest_token: str = setting(
-        "INGEST_TOKEN", "", TEXT, "Bearer token for POST /api/ingest; empty: the route is off."
-    )
+        "INGEST_TOKEN", "", TEXT,
+        "Bearer token for POST /api/ingest (devices without MQTT); empty: the route is off (404).",
+        secret=True,
+    )  # fmt: skip
     alerts_file: Path | None = setting(
         "ALERTS_FILE", None, OPTIONAL_PATH, "The alert rules (TOML); empty: no alerts."
     )
     alert_urls: tuple[str, ...] = setting(
-        "ALERT_URLS", (), URLS, "Apprise URLs alerts are sent to; they hold secrets."
+        "ALERT_URLS", (), URLS, "Apprise URLs alerts are sent to; they hold secrets.", secret=True
     )
     public_url: str = setting(
         "PUBLIC_URL", "", TEXT, "The dashboard's address, for links in notifications."
