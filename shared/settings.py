@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import TypeVar
 
 from shared.reading import NAME_RE
 
@@ -46,6 +48,21 @@ def _bool(env: Mapping[str, str], name: str) -> bool:
     return env.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+T = TypeVar("T")
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _network(text: str) -> IPNetwork:
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise SettingsError(f"TRUSTED_PROXIES: {text!r} is not an IP address or network") from None
+
+
+def _list(env: Mapping[str, str], name: str, parse: Callable[[str], T]) -> tuple[T, ...]:
+    return tuple(parse(item.strip()) for item in env.get(name, "").split(",") if item.strip())
+
+
 def _default_source() -> str:
     host = socket.gethostname().split(".")[0] or "localhost"
     cleaned = "".join(c if NAME_RE.fullmatch(c) else "-" for c in host)[:64]
@@ -78,6 +95,10 @@ class Settings:
     sysfs_root: Path = Path("/sys")
     access_token: str = ""
     query_timeout: float = 10.0
+    trusted_hosts: tuple[str, ...] = ()  # besides localhost and IP literals
+    trusted_proxies: tuple[IPNetwork, ...] = ()
+    stream_max_per_client: int = 32
+    stream_max_clients: int = 10_000
     mqtt_url: str = ""
     mqtt_topics: str = ""
     ha_discovery: str = ""
@@ -125,6 +146,10 @@ class Settings:
             sysfs_root=Path(env.get("SYSFS_ROOT", "") or "/sys"),
             access_token=env.get("ACCESS_TOKEN", "").strip(),
             query_timeout=_float(env, "QUERY_TIMEOUT", 10.0, 0.05, 300.0),
+            trusted_hosts=_list(env, "TRUSTED_HOSTS", str.lower),
+            trusted_proxies=_list(env, "TRUSTED_PROXIES", _network),
+            stream_max_per_client=_int(env, "STREAM_MAX_PER_CLIENT", 32, 1, 100_000),
+            stream_max_clients=_int(env, "STREAM_MAX_CLIENTS", 10_000, 1, 1_000_000),
             mqtt_url=env.get("MQTT_URL", "").strip(),
             mqtt_topics=env.get("MQTT_TOPICS", "").strip(),
             ha_discovery=env.get("HA_DISCOVERY", "").strip(),

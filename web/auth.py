@@ -3,9 +3,9 @@
 Off when ACCESS_TOKEN is empty. When set, every route except the health
 checks, the login page and the static assets needs either the session cookie
 (browsers: EventSource cannot send headers but does send same-origin cookies)
-or `Authorization: Bearer <token>` (scripts, Prometheus). The cookie holds an
-HMAC derived from the token, never the token, so rotating the token logs
-everyone out.
+or `Authorization: Bearer <token>` (scripts, Prometheus). The cookie is a
+signed, revocable session (web/sessions.py), never the token; failed tokens
+are counted per client address (web/limiter.py).
 """
 
 from __future__ import annotations
@@ -13,22 +13,23 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import threading
-import time
-from collections import deque
-from dataclasses import dataclass, field
 
+import redis
 from flask import (
     Blueprint,
     Flask,
     Response,
     current_app,
+    g,
     jsonify,
     redirect,
     render_template,
     request,
 )
 
+from web import sessions
+from web.limiter import SharedLimiter
+from web.peers import is_https, request_client, same_origin
 from web.services import services
 
 logger = logging.getLogger(__name__)
@@ -36,7 +37,8 @@ logger = logging.getLogger(__name__)
 bp = Blueprint("auth", __name__)
 
 COOKIE = "sensor_display_session"
-COOKIE_MAX_AGE = 30 * 86400
+SECURE_COOKIE = "__Host-" + COOKIE
+COOKIE_MAX_AGE = sessions.MAX_AGE
 # Routes anyone may reach: probes, the login itself, and code (no data) under /static.
 # /api/ingest checks its own token (INGEST_TOKEN).
 PUBLIC_ENDPOINTS = frozenset(
@@ -56,49 +58,8 @@ PUBLIC_ENDPOINTS = frozenset(
 PAGES = frozenset({"pages.index", "pages.display"})
 MAX_TOKEN_CHARS = 1024
 MIN_TOKEN_CHARS = 16
-# Failed attempts per client address before it must wait; in memory, per worker.
-MAX_FAILURES = 10
-FAILURE_WINDOW = 300.0
-MAX_TRACKED = 10_000
-_SESSION_MESSAGE = b"sensor-display session v1"
 EXTENSION = "sensor_display_auth"
-
-
-@dataclass
-class FailedLogins:
-    """A sliding window of failed attempts per client address, bounded in memory."""
-
-    limit: int = MAX_FAILURES
-    window: float = FAILURE_WINDOW
-    _seen: dict[str, deque[float]] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def blocked_for(self, who: str, now: float | None = None) -> float:
-        """Seconds `who` must wait before trying again; 0 if it may try now."""
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            times = self._seen.get(who)
-            if not times:
-                return 0.0
-            while times and times[0] <= now - self.window:
-                times.popleft()
-            if len(times) < self.limit:
-                return 0.0
-            return times[0] + self.window - now
-
-    def failed(self, who: str, now: float | None = None) -> None:
-        """Record one failed attempt by `who`."""
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            if who not in self._seen and len(self._seen) >= MAX_TRACKED:
-                # Forget the quietest address rather than grow without bound.
-                self._seen.pop(min(self._seen, key=lambda k: self._seen[k][-1]))
-            self._seen.setdefault(who, deque(maxlen=self.limit)).append(now)
-
-    def clear(self, who: str) -> None:
-        """Forget `who` after a successful login."""
-        with self._lock:
-            self._seen.pop(who, None)
+REVOCATIONS = "sensor_display_sessions"
 
 
 def _digest(text: str) -> bytes:
@@ -111,14 +72,24 @@ def token_matches(given: str, token: str) -> bool:
     return bool(token) and hmac.compare_digest(_digest(given), _digest(token))
 
 
-def session_value(token: str) -> str:
-    """The cookie value for `token`: an HMAC, so the cookie never reveals the token."""
-    return hmac.new(token.encode(), _SESSION_MESSAGE, hashlib.sha256).hexdigest()
+def _cookie_name() -> str:
+    # Over https the __Host- prefix makes the browser refuse a cookie that a
+    # sibling subdomain or a plain-http page tried to set for us.
+    return SECURE_COOKIE if is_https() else COOKIE
+
+
+def current_session(token: str) -> sessions.Session | None:
+    """This request's valid session (signature, age, not revoked), once per request."""
+    if "session" not in g:
+        found = sessions.verify(token, request.cookies.get(_cookie_name(), ""))
+        if found is not None and not _revocations().valid(found):
+            found = None
+        g.session = found
+    return g.session
 
 
 def _has_session(token: str) -> bool:
-    cookie = request.cookies.get(COOKIE, "")[:128]
-    return hmac.compare_digest(cookie.encode("ascii", "replace"), session_value(token).encode())
+    return current_session(token) is not None
 
 
 def _bearer() -> str | None:
@@ -127,13 +98,15 @@ def _bearer() -> str | None:
 
 
 def _client() -> str:
-    # Behind NPM this is the proxy's address, so the limit is shared by all
-    # internet clients: a slowdown for guessing, never a lock on valid cookies.
-    return request.remote_addr or "unknown"
+    return request_client()
 
 
-def _limiter() -> FailedLogins:
+def _limiter() -> SharedLimiter:
     return current_app.extensions[EXTENSION]
+
+
+def _revocations() -> sessions.Revocations:
+    return current_app.extensions[REVOCATIONS]
 
 
 def require_access() -> Response | tuple[Response, int] | None:
@@ -191,6 +164,11 @@ def login() -> Response | tuple[str, int] | str:
         return redirect("./")
     if request.method == "GET":
         return render_template("login.html", error=None)
+    if not same_origin():
+        logger.warning("refused a cross-site login from %s", _client())
+        return render_template("login.html", error="Log in from this site's own form."), 403
+    # Only this address's own failures count: a correct token from anyone
+    # else is never refused because of a guesser.
     wait = _limiter().blocked_for(_client())
     if wait:
         return render_template("login.html", error="Too many attempts. Wait a few minutes."), 429
@@ -198,32 +176,42 @@ def login() -> Response | tuple[str, int] | str:
         _limiter().failed(_client())
         logger.warning("failed login from %s", _client())
         return render_template("login.html", error="That token is not right."), 401
-    _limiter().clear(_client())
     logger.info("login from %s", _client())
     response = redirect("./", code=303)
     response.set_cookie(
-        COOKIE,
-        session_value(token),
+        _cookie_name(),
+        sessions.issue(token),
         max_age=COOKIE_MAX_AGE,
+        path="/",
         httponly=True,
-        secure=_is_https(),
+        secure=is_https(),
         samesite="Lax",
     )
     return response
 
 
 @bp.post("/logout")
-def logout() -> Response:
-    """Forget the session cookie."""
+def logout() -> Response | tuple[Response, int]:
+    """End this session for good; with `everywhere=1`, every session there is."""
+    if not same_origin():
+        logger.warning("refused a cross-site logout from %s", _client())
+        return jsonify(error="log out from this site's own page"), 403
+    token = services().settings.access_token
+    session = current_session(token) if token else None
+    try:
+        if session is not None and request.form.get("everywhere") == "1":
+            _revocations().revoke_all()
+            logger.info("every session logged out, from %s", _client())
+        elif session is not None:
+            _revocations().revoke(session)
+    except redis.RedisError as exc:
+        logger.error("logout could not be recorded in Redis: %s", exc)
+        return jsonify(error="Redis is unreachable; the session stays valid, try again"), 503
     response = redirect("login", code=303)
-    response.delete_cookie(COOKIE, httponly=True, secure=_is_https(), samesite="Lax")
+    for name, secure in ((COOKIE, False), (SECURE_COOKIE, True)):
+        if name in request.cookies:
+            response.delete_cookie(name, path="/", httponly=True, secure=secure, samesite="Lax")
     return response
-
-
-def _is_https() -> bool:
-    # Behind NPM the app sees http; trusting the header here is harmless: a
-    # forged one only makes the forger's own cookie https-only.
-    return request.is_secure or request.headers.get("X-Forwarded-Proto", "") == "https"
 
 
 def init_app(app: Flask) -> None:
@@ -231,7 +219,10 @@ def init_app(app: Flask) -> None:
     # Only the login form takes a body, and it is one short field.
     if app.config.get("MAX_CONTENT_LENGTH") is None:
         app.config["MAX_CONTENT_LENGTH"] = 16 * 1024
-    app.extensions[EXTENSION] = FailedLogins()
+    svc = app.extensions["sensor_display"]
+    channel = svc.settings.redis_channel
+    app.extensions[EXTENSION] = SharedLimiter(svc.redis, channel)
+    app.extensions[REVOCATIONS] = sessions.Revocations(svc.redis, channel)
     app.register_blueprint(bp)
     app.before_request(require_access)
     token = app.config["SETTINGS"].access_token

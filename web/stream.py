@@ -12,13 +12,15 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 
 import redis
-from flask import Blueprint, Response, request
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
 from shared.bus import Event, stream_id_key
-from web import params
+from web import params, stream_caps
 from web.db import HistoryUnavailable
 from web.hub import Hub, IdKey, Overrun
+from web.peers import request_client
 from web.services import services
+from web.stream_caps import StreamCaps
 from web.sse import encode_comment, encode_event, encode_id, encode_retry
 
 logger = logging.getLogger(__name__)
@@ -231,19 +233,37 @@ bp = Blueprint("stream", __name__)
 
 
 @bp.get("/stream")
-def stream() -> Response:
+def stream() -> Response | tuple[Response, int]:
     """SSE: `event: reading` for every matching reading, resumable."""
     svc = services()
     # Stock flask-sse lets a client pick any Redis channel; this one never does.
     params.only_channel(request.args, svc.settings.redis_channel)
     wanted = Filter(params.names(request.args, "source"), params.names(request.args, "sensor"))
     last_id = _last_event_id()
+    caps: StreamCaps = current_app.extensions[stream_caps.EXTENSION]
+    who = request_client()
+    refused = caps.acquire(who)
+    if refused is not None:
+        response = jsonify(error=f"too many streams: {refused}")
+        response.headers["Retry-After"] = "30"
+        return response, 429
     _drop_silent_peer(request.environ.get("gunicorn.socket"), svc.settings.heartbeat)
     body = stream_events(
         svc.hub(), wanted, last_id, heartbeat=svc.settings.heartbeat, history=svc.history
     )
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return StreamResponse(body, mimetype="text/event-stream", headers=headers)
+    return StreamResponse(
+        stream_caps.held(body, caps, who), mimetype="text/event-stream", headers=headers
+    )
+
+
+def init_app(app: Flask) -> None:
+    """Register the route and this worker's stream caps."""
+    settings = app.config["SETTINGS"]
+    app.extensions[stream_caps.EXTENSION] = StreamCaps(
+        settings.stream_max_per_client, settings.stream_max_clients
+    )
+    app.register_blueprint(bp)
 
 
 def _drop_silent_peer(sock: socket.socket | None, heartbeat: float) -> None:
