@@ -20,8 +20,8 @@ from web.db import HistoryUnavailable
 from web.hub import Hub, IdKey, Overrun
 from web.peers import request_client
 from web.services import services
-from web.stream_caps import StreamCaps
 from web.sse import encode_comment, encode_event, encode_id, encode_retry
+from web.stream_caps import StreamCaps
 
 logger = logging.getLogger(__name__)
 
