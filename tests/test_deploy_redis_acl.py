@@ -224,7 +224,8 @@ def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
+        with exc:
+            return exc.code, exc.read().decode()
 
 
 @pytest.mark.slow
@@ -274,5 +275,6 @@ def _login(base: str, token: str) -> str:
     body = urllib.parse.urlencode({"token": token}).encode()
     with pytest.raises(urllib.error.HTTPError) as answer:
         opener.open(urllib.request.Request(f"{base}/login", data=body), timeout=10)
-    assert answer.value.code == 303
-    return answer.value.headers["Set-Cookie"].split(";", 1)[0]
+    with answer.value as response:
+        assert response.code == 303
+        return response.headers["Set-Cookie"].split(";", 1)[0]
