@@ -70,7 +70,7 @@ def test_login_sets_a_safe_cookie_that_opens_everything(locked) -> None:
     assert "SameSite=Lax" in cookie
     assert "Secure" not in cookie  # plain http on a LAN
     assert TOKEN not in cookie
-    assert sessions.verify(TOKEN, client.get_cookie(auth.COOKIE).value) is not None
+    assert sessions.verify({"full": TOKEN}, client.get_cookie(auth.COOKIE).value) is not None
     assert client.get("/api/openapi.json").status_code == 200
     assert client.get("/").status_code == 200
     # EventSource sends same-origin cookies: the stream opens with the cookie alone.
@@ -189,7 +189,8 @@ _GOOD = sessions.issue(TOKEN)
         TOKEN,
         _V1,  # the old constant cookie, the same for everyone
         _GOOD[:-1],
-        _GOOD.replace("v2.", "v2.9", 1),  # issue time changed
+        _GOOD.replace("v2.full.", "v2.full.9", 1),  # issue time changed
+        _GOOD.replace("v2.full.", "v2.view.", 1),  # level changed
         sessions.issue(TOKEN, now=time.time() - sessions.MAX_AGE - 60),  # expired
         sessions.issue(TOKEN + "x"),  # another token's key
         "é" * 64,

@@ -5,7 +5,7 @@ checks, the login page and the static assets needs either the session cookie
 (browsers: EventSource cannot send headers but does send same-origin cookies)
 or `Authorization: Bearer <token>` (scripts, Prometheus). The cookie is a
 signed, revocable session (web/sessions.py), never the token; failed tokens
-are counted per client address (web/limiter.py).
+are counted per client address in Redis (web/limiter.py).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+from urllib.parse import urlencode
 
 import redis
 from flask import (
@@ -27,10 +28,10 @@ from flask import (
     request,
 )
 
+from shared.settings import SettingsError
 from web import sessions
 from web.limiter import SharedLimiter
 from web.peers import is_https, request_client, same_origin
-from web.services import services
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +59,10 @@ PUBLIC_ENDPOINTS = frozenset(
 PAGES = frozenset({"pages.index", "pages.display"})
 MAX_TOKEN_CHARS = 1024
 MIN_TOKEN_CHARS = 16
+# Access levels: the full token (ACCESS_TOKEN) or the read-only one (VIEW_TOKEN).
+FULL = "full"
+VIEW = "view"
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 EXTENSION = "sensor_display_auth"
 REVOCATIONS = "sensor_display_sessions"
 
@@ -78,18 +83,16 @@ def _cookie_name() -> str:
     return SECURE_COOKIE if is_https() else COOKIE
 
 
-def current_session(token: str) -> sessions.Session | None:
-    """This request's valid session (signature, age, not revoked), once per request."""
+def current_session() -> sessions.Session | None:
+    """This request's valid session (signature, age, not revoked), looked up once."""
     if "session" not in g:
-        found = sessions.verify(token, request.cookies.get(_cookie_name(), ""))
+        settings = current_app.config["SETTINGS"]
+        tokens = {FULL: settings.access_token, VIEW: settings.view_token}
+        found = sessions.verify(tokens, request.cookies.get(_cookie_name(), ""))
         if found is not None and not _revocations().valid(found):
             found = None
         g.session = found
     return g.session
-
-
-def _has_session(token: str) -> bool:
-    return current_session(token) is not None
 
 
 def _bearer() -> str | None:
@@ -109,39 +112,74 @@ def _revocations() -> sessions.Revocations:
     return current_app.extensions[REVOCATIONS]
 
 
-def require_access() -> Response | tuple[Response, int] | None:
-    """before_request: let the request through, or answer 401/redirect/429."""
-    token = services().settings.access_token
-    if not token or request.endpoint in PUBLIC_ENDPOINTS:
+def require_access() -> Response | tuple[Response, int] | str | None:
+    """before_request: let the request through, or answer 401/403/redirect/429."""
+    settings = current_app.config["SETTINGS"]
+    if not settings.access_token or request.endpoint in PUBLIC_ENDPOINTS:
         return None
-    if _has_session(token):
-        return None
-    given = _bearer()
-    if given is not None:
-        return _check_bearer(given, token)
-    if request.endpoint in PAGES:
-        return redirect("login")  # relative: works under a path prefix too
-    return _unauthorized("log in at /login or send Authorization: Bearer <token>")
+    if request.endpoint in PAGES and "token" in request.args:
+        return _token_in_url(settings.view_token)
+    level = _session_level()
+    if level is None:
+        given = _bearer()
+        if given is None:
+            if request.endpoint in PAGES:
+                return redirect("login")  # relative: works under a path prefix too
+            return _unauthorized("log in at /login or send Authorization: Bearer <token>")
+        level = _bearer_level(given)
+        if not isinstance(level, str):
+            return level
+    if level == VIEW and request.method not in READ_METHODS:
+        return jsonify(error="read-only: this needs the full access token, not a view token"), 403
+    return None
+
+
+def _session_level() -> str | None:
+    """FULL or VIEW for a valid session cookie, else None."""
+    session = current_session()
+    return None if session is None else session.level
 
 
 def can_write() -> bool:
     """Whether this request may change settings: access is open, or it holds the full token."""
-    token = services().settings.access_token
-    if not token or _has_session(token):
+    token = current_app.config["SETTINGS"].access_token
+    if not token or _session_level() == FULL:
         return True
     given = _bearer()
     return given is not None and token_matches(given, token)
 
 
-def _check_bearer(given: str, token: str) -> tuple[Response, int] | None:
+def _bearer_level(given: str) -> str | tuple[Response, int]:
+    """FULL or VIEW for a valid Bearer token, else the 401 or 429 answer."""
+    settings = current_app.config["SETTINGS"]
     wait = _limiter().blocked_for(_client())
     if wait:
         return _too_many(wait)
-    if token_matches(given, token):
-        return None
+    if token_matches(given, settings.access_token):
+        return FULL
+    if token_matches(given, settings.view_token):
+        return VIEW
     _limiter().failed(_client())
     logger.warning("rejected a Bearer token from %s", _client())
     return _unauthorized("the Bearer token is not valid")
+
+
+def _token_in_url(view_token: str) -> Response | tuple[str, int]:
+    """A kiosk's first visit, `?token=<VIEW_TOKEN>`: set the view cookie, drop it from the URL."""
+    wait = _limiter().blocked_for(_client())
+    if wait:
+        return render_template("login.html", error="Too many attempts. Wait a few minutes."), 429
+    if not token_matches(request.args.get("token", ""), view_token):
+        _limiter().failed(_client())
+        logger.warning("wrong token in the URL from %s", _client())
+        return render_template("login.html", error="That token is not right."), 401
+    rest = {k: v for k, v in request.args.items(multi=True) if k != "token"}
+    # Relative, so it works under a path prefix: "display?dim=...", or "./" for the dashboard.
+    here = request.path.rsplit("/", 1)[-1] or "./"
+    response = redirect(f"{here}?{urlencode(rest)}" if rest else here, code=303)
+    _set_session(response, sessions.issue(view_token, VIEW))
+    logger.info("view session from %s", _client())
+    return response
 
 
 def _unauthorized(message: str) -> tuple[Response, int]:
@@ -159,7 +197,7 @@ def _too_many(wait: float) -> tuple[Response, int]:
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> Response | tuple[str, int] | str:
     """The login form; a correct token sets the session cookie and goes to the dashboard."""
-    token = services().settings.access_token
+    token = current_app.config["SETTINGS"].access_token
     if not token:
         return redirect("./")
     if request.method == "GET":
@@ -172,34 +210,43 @@ def login() -> Response | tuple[str, int] | str:
     wait = _limiter().blocked_for(_client())
     if wait:
         return render_template("login.html", error="Too many attempts. Wait a few minutes."), 429
-    if not token_matches(request.form.get("token", ""), token):
+    given = request.form.get("token", "")
+    view = current_app.config["SETTINGS"].view_token
+    if token_matches(given, token):
+        cookie = sessions.issue(token, FULL)
+    elif token_matches(given, view):
+        cookie = sessions.issue(view, VIEW)
+    else:
         _limiter().failed(_client())
         logger.warning("failed login from %s", _client())
         return render_template("login.html", error="That token is not right."), 401
     logger.info("login from %s", _client())
     response = redirect("./", code=303)
+    _set_session(response, cookie)
+    return response
+
+
+def _set_session(response: Response, value: str) -> None:
     response.set_cookie(
         _cookie_name(),
-        sessions.issue(token),
+        value,
         max_age=COOKIE_MAX_AGE,
         path="/",
         httponly=True,
         secure=is_https(),
         samesite="Lax",
     )
-    return response
 
 
 @bp.post("/logout")
 def logout() -> Response | tuple[Response, int]:
-    """End this session for good; with `everywhere=1`, every session there is."""
+    """End this session for good; with `everywhere=1` (full access), every session there is."""
     if not same_origin():
         logger.warning("refused a cross-site logout from %s", _client())
         return jsonify(error="log out from this site's own page"), 403
-    token = services().settings.access_token
-    session = current_session(token) if token else None
+    session = current_session() if current_app.config["SETTINGS"].access_token else None
     try:
-        if session is not None and request.form.get("everywhere") == "1":
+        if session is not None and session.level == FULL and request.form.get("everywhere") == "1":
             _revocations().revoke_all()
             logger.info("every session logged out, from %s", _client())
         elif session is not None:
@@ -219,12 +266,27 @@ def init_app(app: Flask) -> None:
     # Only the login form takes a body, and it is one short field.
     if app.config.get("MAX_CONTENT_LENGTH") is None:
         app.config["MAX_CONTENT_LENGTH"] = 16 * 1024
-    svc = app.extensions["sensor_display"]
-    channel = svc.settings.redis_channel
-    app.extensions[EXTENSION] = SharedLimiter(svc.redis, channel)
-    app.extensions[REVOCATIONS] = sessions.Revocations(svc.redis, channel)
+    bus = app.extensions["bus"]
+    app.extensions[EXTENSION] = SharedLimiter(bus.client, bus.channel)
+    app.extensions[REVOCATIONS] = sessions.Revocations(bus.client, bus.channel)
     app.register_blueprint(bp)
     app.before_request(require_access)
-    token = app.config["SETTINGS"].access_token
-    if token and len(token) < MIN_TOKEN_CHARS:
-        logger.warning("ACCESS_TOKEN is short; use at least %d random characters", MIN_TOKEN_CHARS)
+    settings = app.config["SETTINGS"]
+    check_tokens(settings.access_token, settings.view_token)
+    for name, token in (
+        ("ACCESS_TOKEN", settings.access_token),
+        ("VIEW_TOKEN", settings.view_token),
+    ):
+        if token and len(token) < MIN_TOKEN_CHARS:
+            logger.warning("%s is short; use at least %d random characters", name, MIN_TOKEN_CHARS)
+
+
+def check_tokens(access_token: str, view_token: str) -> None:
+    """Refuse a VIEW_TOKEN that cannot work: without ACCESS_TOKEN, or equal to it."""
+    if view_token and not access_token:
+        raise SettingsError(
+            "VIEW_TOKEN needs ACCESS_TOKEN: with no full token access is open and nobody could"
+            " change settings; set both, or neither"
+        )
+    if view_token and token_matches(view_token, access_token):
+        raise SettingsError("VIEW_TOKEN must differ from ACCESS_TOKEN")

@@ -8,10 +8,8 @@ import redis
 from flask import Blueprint, Flask, Response, jsonify, render_template, request
 
 from shared import sensor_settings
-from web import auth, db
+from web import auth, db, worker
 from web.peers import is_https
-from web.recorder import group_lag
-from web.services import services
 
 bp = Blueprint("pages", __name__)
 
@@ -51,7 +49,7 @@ def healthz() -> Response:
 def readyz() -> tuple[Response, int]:
     """Ready: the worker's Redis subscription is live and the history readable."""
     problems = []
-    hub = services().hub()
+    hub = worker.hub()
     if not hub.connected:
         problems.append("the Redis subscription is not live")
     try:
@@ -59,7 +57,7 @@ def readyz() -> tuple[Response, int]:
     except db.HistoryUnavailable as exc:
         problems.append(str(exc))
     try:
-        recorder = group_lag(services().bus)
+        recorder = worker.bus().recorder_lag()
     except redis.RedisError:
         recorder = None
     # The recorder's lag is reported, not judged: a stalled recorder must not

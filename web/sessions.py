@@ -1,7 +1,8 @@
 """Login sessions: signed cookies with an issue time, revocable one by one or all at once.
 
-A cookie is `v2.<issued ms>.<random id>.<HMAC>`, keyed by a key derived from
-ACCESS_TOKEN (so rotating the token still logs everyone out). Logging out
+A cookie is `v2.<level>.<issued ms>.<random id>.<HMAC>`, keyed by a key
+derived from the token of its level (ACCESS_TOKEN for "full", VIEW_TOKEN for
+"view"), so rotating a token still logs its sessions out. Logging out
 marks its id revoked in Redis until it would have expired; "log out
 everywhere" moves the epoch in Redis, which every cookie issued before it
 fails. Any worker of any replica sees both at once (docs/security.md).
@@ -30,6 +31,7 @@ MAX_COOKIE_CHARS = 200
 class Session:
     """A verified cookie's contents."""
 
+    level: str
     issued_ms: int
     sid: str
 
@@ -38,33 +40,34 @@ def _key(token: str) -> bytes:
     return hmac.new(token.encode(), _KEY_LABEL, hashlib.sha256).digest()
 
 
-def _mac(token: str, issued_ms: int, sid: str) -> str:
-    message = f"{_VERSION}.{issued_ms}.{sid}".encode()
+def _mac(token: str, level: str, issued_ms: int, sid: str) -> str:
+    message = f"{_VERSION}.{level}.{issued_ms}.{sid}".encode()
     return hmac.new(_key(token), message, hashlib.sha256).hexdigest()
 
 
-def issue(token: str, now: float | None = None) -> str:
-    """A new cookie value: fresh random id, this issue time, signed."""
+def issue(token: str, level: str = "full", now: float | None = None) -> str:
+    """A new cookie value: `level`, fresh random id, this issue time, signed with `token`."""
     issued_ms = int((time.time() if now is None else now) * 1000)
     sid = secrets.token_hex(16)
-    return f"{_VERSION}.{issued_ms}.{sid}.{_mac(token, issued_ms, sid)}"
+    return f"{_VERSION}.{level}.{issued_ms}.{sid}.{_mac(token, level, issued_ms, sid)}"
 
 
-def verify(token: str, value: str, now: float | None = None) -> Session | None:
-    """The session a cookie holds if its signature and age are right, else None."""
+def verify(tokens: dict[str, str], value: str, now: float | None = None) -> Session | None:
+    """The session a cookie holds if signed by its level's token and not too old, else None."""
     parts = value[:MAX_COOKIE_CHARS].split(".")
-    if len(parts) != 4 or parts[0] != _VERSION or not parts[1].isascii():
+    if len(parts) != 5 or parts[0] != _VERSION:
         return None
-    _, issued, sid, mac = parts
-    if not issued.isdigit() or len(issued) > 15:
+    _, level, issued, sid, mac = parts
+    token = tokens.get(level, "")
+    if not token or not issued.isascii() or not issued.isdigit() or len(issued) > 15:
         return None
-    expected = _mac(token, int(issued), sid)
+    expected = _mac(token, level, int(issued), sid)
     if not hmac.compare_digest(mac.encode("ascii", "replace"), expected.encode()):
         return None
     now_ms = (time.time() if now is None else now) * 1000
     if not now_ms - MAX_AGE * 1000 <= int(issued) <= now_ms + 60_000:
         return None
-    return Session(int(issued), sid)
+    return Session(level, int(issued), sid)
 
 
 class Revocations:
