@@ -1,4 +1,4 @@
-"""The one alert evaluator, inside the recorder (DESIGN.md section 8).
+"""The one alert evaluator, inside the recorder (docs/architecture.md, "Alerts").
 
 The recorder sees every reading once, in stream order, however many web
 replicas run; so evaluating here gives one notification per transition.
@@ -24,7 +24,7 @@ import redis
 
 from shared import alerts
 from shared.alerts import FIRING, Rule, RulesError, State, Transition, alert_message, targets_key
-from shared.bus import Event
+from shared.events import Event
 from shared.settings import Settings
 
 if TYPE_CHECKING:  # Apprise is imported by the recorder only, never by web workers
