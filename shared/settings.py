@@ -45,6 +45,27 @@ def _bool(env: Mapping[str, str], name: str) -> bool:
     return env.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _sentinels(raw: str) -> tuple[tuple[str, int], ...]:
+    """REDIS_SENTINELS: comma-separated host:port pairs."""
+    out = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        host, _, port = item.rpartition(":")
+        host = host.strip("[]")
+        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise SettingsError(f"REDIS_SENTINELS: {item!r} is not host:port")
+        out.append((host, int(port)))
+    return tuple(out)
+
+
+def _name(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name, "").strip() or default
+    if not NAME_RE.fullmatch(value):
+        raise SettingsError(f"{name}={value!r} must be 1-64 of [A-Za-z0-9._-]")
+    return value
+
+
 def _default_source() -> str:
     host = socket.gethostname().split(".")[0] or "localhost"
     cleaned = "".join(c if NAME_RE.fullmatch(c) else "-" for c in host)[:64]
@@ -57,6 +78,10 @@ class Settings:
 
     redis_url: str  # "" means: start a private redis-server (make run, tests)
     redis_channel: str = "readings"
+    # host:port of each Sentinel; empty means REDIS_URL names the server itself.
+    redis_sentinels: tuple[tuple[str, int], ...] = ()
+    redis_sentinel_master: str = "mymaster"
+    redis_sentinel_password: str = ""
     stream_retention: int = 3600
     stream_max_retention: int = 86400
     database_path: Path = Path("data/dashboard.sqlite3")
@@ -96,6 +121,9 @@ class Settings:
         return cls(
             redis_url=env.get("REDIS_URL", "").strip(),
             redis_channel=channel,
+            redis_sentinels=_sentinels(env.get("REDIS_SENTINELS", "")),
+            redis_sentinel_master=_name(env, "REDIS_SENTINEL_MASTER", "mymaster"),
+            redis_sentinel_password=env.get("REDIS_SENTINEL_PASSWORD", "").strip(),
             stream_retention=_int(env, "STREAM_RETENTION", 3600, 60, 30 * 86400),
             stream_max_retention=_int(env, "STREAM_MAX_RETENTION", 86400, 60, 30 * 86400),
             database_path=Path(env.get("DATABASE_PATH", "") or "data/dashboard.sqlite3"),
@@ -124,6 +152,7 @@ class Settings:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["access_token"] = "***" if self.access_token else ""
         out["redis_url"] = _redact_url(self.redis_url)
+        out["redis_sentinel_password"] = "***" if self.redis_sentinel_password else ""
         return out
 
 

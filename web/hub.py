@@ -20,6 +20,7 @@ import gevent
 import gevent.event
 import redis
 
+from shared import redis_conn
 from shared.bus import Bus, Event, parse_message, stream_id_key
 from shared.reading import ReadingError
 from web.sse import encode_event
@@ -29,6 +30,8 @@ logger = logging.getLogger(__name__)
 IdKey = tuple[int, int]
 # How far back the first subscription reads to continue the seeded readings.
 SEED_CATCH_UP_MS = 60_000
+# Seconds between asking Sentinel whether the master moved (Sentinel mode only).
+MASTER_CHECK_EVERY = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,11 +173,26 @@ class Hub:
             self._catch_up()
             self.connected = True
             logger.info("subscribed to Redis channel %r", self.bus.channel)
+            checked_at = time.monotonic()
             while not self.stopping:
                 self._pump(pubsub)
+                if time.monotonic() - checked_at > MASTER_CHECK_EVERY:
+                    checked_at = time.monotonic()
+                    self._check_master(pubsub)
         finally:
             self.connected = False
             pubsub.close()
+
+    def _check_master(self, pubsub: redis.client.PubSub) -> None:
+        """Leave a master Sentinel has replaced: resubscribe there and catch up.
+
+        A demoted or paused node sends the subscription nothing and no
+        error, so without this the hub would wait on it (redis-py #1500).
+        """
+        if redis_conn.master_moved(self.redis, pubsub.connection):
+            # Also drop the pool's idle connections to the old master.
+            redis_conn.current_master(self.bus.client)
+            raise redis.ConnectionError("the master moved; resubscribing")
 
     def _start_position(self) -> None:
         """First subscription: read on from the oldest seeded reading (a minute at most).

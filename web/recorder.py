@@ -18,8 +18,8 @@ from types import FrameType
 
 import redis
 
-from shared import store
-from shared.bus import Bus, Event, connect, mark_field, parse_message
+from shared import redis_conn, store
+from shared.bus import Bus, Event, mark_field, parse_message
 from shared.logs import startup
 from shared.reading import Reading, ReadingError
 from shared.settings import Settings
@@ -31,6 +31,9 @@ BATCH = 2000
 # Seconds between status reports; a report older than a few of these means
 # the recorder is down.
 STATUS_EVERY = 2.0
+SOCKET_TIMEOUT = 5.0
+# Seconds between asking Sentinel whether the master moved (Sentinel mode only).
+MASTER_CHECK_EVERY = 1.0
 
 
 @dataclass
@@ -124,7 +127,9 @@ def run(settings: Settings) -> None:
     """Record until SIGTERM, reconnecting to Redis with capped backoff."""
     conn = store.connect(settings.database_path)
     store.init_db(conn)
-    client = connect(settings.redis_url or "redis://127.0.0.1:6379/0")
+    # A master that stops answering (paused, cut off) must not hold the
+    # recorder forever: the blocking read waits 0.5 s, so 5 s means gone.
+    client = redis_conn.client(settings, socket_timeout=SOCKET_TIMEOUT)
     bus = Bus.for_settings(client, settings)
     # One recorder, one fixed consumer name: a restart reclaims its own pending.
     recorder = Recorder(bus, conn)
@@ -146,9 +151,13 @@ def _session(recorder: Recorder) -> None:
     recorder.prepare()
     pubsub = recorder.bus.client.pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe(recorder.bus.channel)
-    status_at = 0.0
+    status_at = checked_at = 0.0
     try:
         while not recorder.stopping:
+            if time.monotonic() - checked_at > MASTER_CHECK_EVERY:
+                checked_at = time.monotonic()
+                if redis_conn.master_moved(recorder.bus.client, pubsub.connection):
+                    raise redis.ConnectionError("the master moved; reconnecting")
             try:
                 recorder.step(block_ms=500)
             except redis.ResponseError as exc:

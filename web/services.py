@@ -11,17 +11,17 @@ import redis
 from flask import current_app
 from gevent import monkey
 
-from shared import store
-from shared.bus import Bus, Event, connect
+from shared import redis_conn, store
+from shared.bus import Bus, Event
 from shared.settings import Settings
 from web.hub import Hub
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 # Resumes and API calls share a few connections; a burst of them waits
 # for one instead of opening a connection per browser (flask-sse's flaw).
 REDIS_POOL_SIZE = 8
+SOCKET_TIMEOUT = 5.0
 
 
 @dataclass
@@ -36,27 +36,19 @@ class Services:
     @classmethod
     def create(cls, settings: Settings) -> Services:
         """Build the clients; nothing connects until first used."""
-        url = settings.redis_url or DEFAULT_REDIS_URL
-        pool = redis.BlockingConnectionPool.from_url(
-            url,
-            max_connections=REDIS_POOL_SIZE,
-            timeout=5,
-            socket_connect_timeout=5,
-            socket_keepalive=True,
-            health_check_interval=30,
-        )
-        client = redis.Redis(connection_pool=pool)
+        # Only short commands use the pool (no blocking reads): a master that
+        # stops answering gives up a request after SOCKET_TIMEOUT, not never.
+        client = redis_conn.pooled_client(settings, REDIS_POOL_SIZE, socket_timeout=SOCKET_TIMEOUT)
         bus = Bus.for_settings(client, settings)
         return cls(settings=settings, redis=client, bus=bus)
 
     def hub(self) -> Hub:
         """The worker's hub, started on first use (never in the gunicorn master)."""
         if self._hub is None:
-            url = self.settings.redis_url or DEFAULT_REDIS_URL
             # The subscription gets a client of its own so a busy pool can
             # never starve it.
             self._hub = Hub(
-                connect(url),
+                redis_conn.client(self.settings),
                 self.bus,
                 seed=self.latest_from_db,
                 heartbeat=self.settings.heartbeat,

@@ -9,6 +9,8 @@
 #   producer  REDIS_PRODUCER_PASSWORD   publish readings (script, stream, channel)
 #   web       REDIS_WEB_PASSWORD        read the stream and subscribe, nothing else
 #   recorder  REDIS_RECORDER_PASSWORD   consumer group on the stream, delivery marks
+#   replication  REDIS_REPLICATION_PASSWORD  (optional) a replica syncing from this node
+#   sentinel  REDIS_SENTINEL_PASSWORD   (optional) Sentinel watching and reconfiguring it
 #
 # Every key the app uses is "<REDIS_CHANNEL>:<name>" (see shared/bus.py), so one
 # channel name scopes every user. `%R~` (Redis >= 7.0) makes a key read-only
@@ -23,6 +25,19 @@ set -eu
 : "${REDIS_WEB_PASSWORD:?set REDIS_WEB_PASSWORD (see .env.example)}"
 : "${REDIS_RECORDER_PASSWORD:?set REDIS_RECORDER_PASSWORD (see .env.example)}"
 ch="${REDIS_CHANNEL:-readings}"
+
+# High availability (docs/redis-ha.md): when these are set, every node gets a
+# user for its replicas and one for the Sentinels, and replicates as that
+# user itself: any node may be master after a failover, so all start alike.
+if [ -n "${REDIS_SENTINEL_PASSWORD:-}" ]; then
+  set -- --user sentinel on ">${REDIS_SENTINEL_PASSWORD}" resetchannels '&__sentinel__:hello' \
+    -@all +multi +exec +slaveof +replicaof +ping +info +role +publish +subscribe \
+    '+config|rewrite' '+client|setname' '+client|kill' '+script|kill' "$@"
+fi
+if [ -n "${REDIS_REPLICATION_PASSWORD:-}" ]; then
+  set -- --user replication on ">${REDIS_REPLICATION_PASSWORD}" -@all +psync +replconf +ping \
+    --masteruser replication --masterauth "${REDIS_REPLICATION_PASSWORD}" "$@"
+fi
 
 # AOF persistence (fsync every second) keeps the stream and the delivery marks
 # over a restart; losing them anyway loses no reading (DESIGN.md section 3), it
