@@ -137,7 +137,8 @@ class Producer:
             self._housekeeping(now)
         except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
             self.redis_failures += 1
-            delay = min(0.5 * 2 ** min(self.redis_failures, 8), MAX_REDIS_BACKOFF)
+            cap = redis_conn.retry_cap(self._connect().client, MAX_REDIS_BACKOFF)
+            delay = min(0.5 * 2 ** min(self.redis_failures, 8), cap)
             self.redis_next_try = now + delay
             if self.redis_failures == 1 or self.redis_failures % 10 == 0:
                 logger.warning(

@@ -26,6 +26,9 @@ logger = logging.getLogger(__name__)
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 # A Sentinel answers from memory; one that takes longer is down, try the next.
 SENTINEL_TIMEOUT = 1.0
+# With Sentinel, a retry costs one question to it, and a failover ends within
+# seconds: retry every second, not after the long backoff a lone server gets.
+SENTINEL_RETRY_CAP = 1.0
 
 
 class BlockingSentinelPool(SentinelConnectionPool, redis.BlockingConnectionPool):
@@ -94,6 +97,13 @@ def pooled_client(settings: Settings, max_connections: int, **options: Any) -> r
         **_credentials(settings.redis_url),
         **options,
     )
+
+
+def retry_cap(client: redis.Redis, cap: float) -> float:
+    """The longest wait between reconnects: `cap`, or a second under Sentinel."""
+    if isinstance(client.connection_pool, SentinelConnectionPool):
+        return min(cap, SENTINEL_RETRY_CAP)
+    return cap
 
 
 def current_master(client: redis.Redis) -> tuple[str, int] | None:

@@ -137,7 +137,7 @@ class Hub:
                 self.stats.reconnects += 1
                 logger.warning("Redis subscription lost (%s); retrying in %.1fs", exc, backoff)
                 gevent.sleep(backoff * random.uniform(0.5, 1.0))
-                backoff = min(backoff * 2, 5.0)
+                backoff = min(backoff * 2, redis_conn.retry_cap(self.redis, 5.0))
             else:
                 backoff = 0.25
 

@@ -142,7 +142,7 @@ def run(settings: Settings) -> None:
         except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
             logger.warning("Redis unavailable (%s); retrying in %.1fs", exc, backoff)
             time.sleep(backoff)
-            backoff = min(backoff * 2, 5.0)
+            backoff = min(backoff * 2, redis_conn.retry_cap(client, 5.0))
     conn.close()
     logger.info("recorder stopped after %d readings", recorder.inserted)
 

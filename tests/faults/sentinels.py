@@ -1,9 +1,9 @@
 """A Redis master, its replica and three Sentinels on loopback, all real processes.
 
-The data nodes run deploy/redis/start.sh, so they carry the compose file's ACL
-users (one per role, plus the replication and Sentinel users); the Sentinels
-run Debian's `redis-sentinel` with a config written here, with the timings of
-the compose `ha` profile shortened so a failover takes a couple of seconds.
+They run the compose `ha` profile's own scripts: deploy/redis/start.sh (the
+ACL users of every role, plus the replication and Sentinel users) and
+deploy/redis/sentinel.sh (Debian's `redis-sentinel`), with the timings
+shortened so a failover takes a couple of seconds.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path
 
 import redis
 
+from faults.proxy import TCPProxy
 from shared.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,10 +30,12 @@ PASSWORDS = {
     "web": "web-pw",
     "recorder": "recorder-pw",
     "replication": "replication-pw",
-    "sentinel": "sentinel-pw",
 }
-# What clients (and the Sentinels among themselves) use to talk to a Sentinel.
-SENTINEL_CLIENT_PASSWORD = "sentinel-clients-pw"
+# Every role's password for the Sentinels (their `default` user: look up only).
+SENTINEL_PASSWORD = "sentinel-pw"
+# The Sentinels' `admin` user, also their `sentinel` user on the data nodes.
+SENTINEL_ADMIN_PASSWORD = "sentinel-admin-pw"
+SCRIPTS = ROOT / "deploy" / "redis"
 # Shorter than the compose profile's 5000 ms (docs/redis-ha.md) to keep the
 # tests short; long enough that a loaded CI machine does not fail over by itself.
 DOWN_AFTER_MS = 1500
@@ -85,21 +88,31 @@ class SentinelCluster:
     tmp: Path
     nodes: list[Proc] = field(default_factory=list)
     sentinels: list[Proc] = field(default_factory=list)
+    # Once set, a (re)started node asks the Sentinels for its role, as in compose.
+    sentinels_known: bool = False
+    # Between the replica and the master when asked for: cut it to make the
+    # master accept writes the replica never gets.
+    replication_proxy: TCPProxy | None = None
 
     # -- start -------------------------------------------------------------
 
     @classmethod
-    def start(cls, tmp: Path) -> SentinelCluster:
+    def start(cls, tmp: Path, *, proxied_replica: bool = False) -> SentinelCluster:
         """Start node 0 as master, node 1 as its replica, then the Sentinels."""
         cluster = cls(tmp)
         try:
             master = cluster._node(0)
             cluster._start_node(master)
             replica = cluster._node(1)
-            cluster._start_node(replica, replica_of=master.port)
+            upstream = master.port
+            if proxied_replica:
+                cluster.replication_proxy = TCPProxy(free_port(), master.port).start()
+                upstream = cluster.replication_proxy.port
+            cluster._start_node(replica, replica_of=upstream)
             cluster.wait_replica_synced(replica)
             for i in range(3):
                 cluster._start_sentinel(i, master.port)
+            cluster.sentinels_known = True
             cluster.wait_sentinels_ready()
         except BaseException:
             cluster.stop()
@@ -116,20 +129,24 @@ class SentinelCluster:
         env = {
             "PATH": str(Path(_executable("redis-server")).parent) + ":/usr/bin:/bin",
             "REDIS_DATA_DIR": str(node.workdir),
+            "REDIS_PORT": str(node.port),
+            "REDIS_ANNOUNCE_HOST": "127.0.0.1",
             "REDIS_PASSWORD": PASSWORDS["default"],
             "REDIS_PRODUCER_PASSWORD": PASSWORDS["producer"],
             "REDIS_WEB_PASSWORD": PASSWORDS["web"],
             "REDIS_RECORDER_PASSWORD": PASSWORDS["recorder"],
             "REDIS_REPLICATION_PASSWORD": PASSWORDS["replication"],
-            "REDIS_SENTINEL_PASSWORD": PASSWORDS["sentinel"],
+            "REDIS_SENTINEL_ADMIN_PASSWORD": SENTINEL_ADMIN_PASSWORD,
         }
-        args = ["--port", str(node.port), "--bind", "127.0.0.1", "--loglevel", "notice"]
         if replica_of is not None:
-            args += ["--replicaof", "127.0.0.1", str(replica_of)]
-        script = ROOT / "deploy" / "redis" / "start.sh"
+            env["REDIS_REPLICA_OF"] = f"127.0.0.1:{replica_of}"
+        if self.sentinels_known:
+            env["REDIS_SENTINELS"] = self.sentinel_list
+            env["REDIS_SENTINEL_PASSWORD"] = SENTINEL_PASSWORD
+        args = ["--bind", "127.0.0.1", "--loglevel", "notice"]
         with (self.tmp / f"{node.name}.log").open("ab") as log:
             node.process = subprocess.Popen(
-                ["sh", str(script), *args], env=env, stdout=log, stderr=subprocess.STDOUT
+                ["sh", str(SCRIPTS / "start.sh"), *args], env=env, stdout=log, stderr=log
             )
         node.paused = False
         self._wait_ping(node.port, PASSWORDS["default"], node)
@@ -137,30 +154,27 @@ class SentinelCluster:
     def _start_sentinel(self, i: int, master_port: int) -> None:
         sentinel = Proc(f"sentinel-{i}", free_port(), self.tmp / f"sentinel-{i}")
         sentinel.workdir.mkdir(parents=True, exist_ok=True)
-        conf = sentinel.workdir / "sentinel.conf"
-        conf.write_text(
-            "\n".join(
-                [
-                    f"port {sentinel.port}",
-                    "bind 127.0.0.1",
-                    f"dir {sentinel.workdir}",
-                    f"requirepass {SENTINEL_CLIENT_PASSWORD}",
-                    f"sentinel monitor {MASTER_NAME} 127.0.0.1 {master_port} {QUORUM}",
-                    f"sentinel auth-user {MASTER_NAME} sentinel",
-                    f"sentinel auth-pass {MASTER_NAME} {PASSWORDS['sentinel']}",
-                    f"sentinel down-after-milliseconds {MASTER_NAME} {DOWN_AFTER_MS}",
-                    f"sentinel failover-timeout {MASTER_NAME} {FAILOVER_TIMEOUT_MS}",
-                    f"sentinel parallel-syncs {MASTER_NAME} 1",
-                    "",
-                ]
-            )
-        )
+        env = {
+            "PATH": str(Path(_executable("redis-sentinel")).parent) + ":/usr/bin:/bin",
+            "SENTINEL_DIR": str(sentinel.workdir),
+            "SENTINEL_PORT": str(sentinel.port),
+            "SENTINEL_MONITOR": f"127.0.0.1 {master_port}",
+            "SENTINEL_QUORUM": str(QUORUM),
+            "SENTINEL_DOWN_AFTER_MS": str(DOWN_AFTER_MS),
+            "SENTINEL_FAILOVER_TIMEOUT_MS": str(FAILOVER_TIMEOUT_MS),
+            "REDIS_SENTINEL_MASTER": MASTER_NAME,
+            "REDIS_SENTINEL_PASSWORD": SENTINEL_PASSWORD,
+            "REDIS_SENTINEL_ADMIN_PASSWORD": SENTINEL_ADMIN_PASSWORD,
+        }
         with (self.tmp / f"{sentinel.name}.log").open("ab") as log:
             sentinel.process = subprocess.Popen(
-                [_executable("redis-sentinel"), str(conf)], stdout=log, stderr=subprocess.STDOUT
+                ["sh", str(SCRIPTS / "sentinel.sh"), "--bind", "127.0.0.1"],
+                env=env,
+                stdout=log,
+                stderr=log,
             )
         self.sentinels.append(sentinel)
-        self._wait_ping(sentinel.port, SENTINEL_CLIENT_PASSWORD, sentinel)
+        self._wait_ping(sentinel.port, SENTINEL_PASSWORD, sentinel)
 
     def _wait_ping(self, port: int, password: str, proc: Proc, timeout: float = 10.0) -> None:
         client = redis.Redis(port=port, password=password, socket_timeout=1)
@@ -196,7 +210,7 @@ class SentinelCluster:
             "REDIS_URL": f"redis://{user}:{PASSWORDS[user]}@127.0.0.1:1/0",
             "REDIS_SENTINELS": self.sentinel_list,
             "REDIS_SENTINEL_MASTER": MASTER_NAME,
-            "REDIS_SENTINEL_PASSWORD": SENTINEL_CLIENT_PASSWORD,
+            "REDIS_SENTINEL_PASSWORD": SENTINEL_PASSWORD,
         }
 
     # -- inspection --------------------------------------------------------
@@ -210,7 +224,7 @@ class SentinelCluster:
         for s in self.sentinels:
             if not s.alive() or s.paused:
                 continue
-            client = redis.Redis(port=s.port, password=SENTINEL_CLIENT_PASSWORD, socket_timeout=1)
+            client = redis.Redis(port=s.port, password=SENTINEL_PASSWORD, socket_timeout=1)
             try:
                 answers.append(client.sentinel_master(MASTER_NAME))
             except redis.RedisError:
@@ -306,13 +320,15 @@ class SentinelCluster:
         node.paused = False
 
     def restart(self, node: Proc, replica_of: int | None = None) -> None:
-        """Start a killed data node again, with its data directory, as compose would."""
+        """Start a killed data node again on its data, as compose would (start.sh asks Sentinel)."""
         self._start_node(node, replica_of=replica_of)
 
     def stop(self) -> None:
         """Kill everything (tests own their data: nothing to shut down gracefully)."""
         for proc in [*self.sentinels, *self.nodes]:
             proc.kill()
+        if self.replication_proxy is not None:
+            self.replication_proxy.cut()
 
 
 def _wait(check, timeout: float, what: str) -> None:
