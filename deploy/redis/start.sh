@@ -9,7 +9,8 @@
 #   producer  REDIS_PRODUCER_PASSWORD   publish readings (script, stream, channel);
 #                                       subscribe (the MQTT bridge's Home Assistant side)
 #   web       REDIS_WEB_PASSWORD        read the stream and subscribe, nothing else
-#   recorder  REDIS_RECORDER_PASSWORD   consumer group on the stream, delivery marks
+#   recorder  REDIS_RECORDER_PASSWORD   consumer group on the stream, delivery marks,
+#                                       alert transitions on the channel
 #   replication  REDIS_REPLICATION_PASSWORD     (optional) replicas syncing from it
 #   sentinel     REDIS_SENTINEL_ADMIN_PASSWORD  (optional) Sentinels watching it
 #
@@ -72,5 +73,5 @@ exec redis-server \
     -@all +@connection +@read -@dangerous +subscribe +unsubscribe \
   --user recorder on ">${REDIS_RECORDER_PASSWORD}" resetchannels "&${ch}" "~${ch}:*" \
     -@all +@connection +@read +@write +@stream +@hash -@dangerous -@scripting \
-    +subscribe +unsubscribe +evalsha +eval '+script|load' '+script|exists' \
+    +subscribe +unsubscribe +publish +evalsha +eval '+script|load' '+script|exists' \
   "$@"
