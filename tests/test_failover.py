@@ -153,15 +153,15 @@ def test_master_killed_with_writes_the_replica_never_got(
     had. The producers learn it from the new master's marks and re-send them;
     the database and the clients still hold each reading once.
     """
-    cluster, rig = make_ha(proxied_replica=True)
+    cluster, rig = make_ha()
     since = settle()
-    old = cluster.master
-    assert cluster.replication_proxy is not None
-    cluster.replication_proxy.cut()
+    old, replica = cluster.master, cluster.replica
+    cluster.cut_replication()
     time.sleep(1.0)  # readings the replica never gets, below down-after (1.5 s)
     fault_at = time.time()
     old.kill()
     failover = cluster.wait_failover(old.port)
+    cluster.mend_replication(replica)
     after_fault(rig, fault_at)
     tally = rig.finish()
     figures = row(rig, tally, "replica link cut 1 s, master SIGKILL", since, fault_at, failover)
@@ -221,15 +221,27 @@ def test_replica_killed(ha: tuple[SentinelCluster, Rig]) -> None:
     row(rig, tally, "replica SIGKILL, restarted", since, fault_at, None)
 
 
-def test_resume_on_other_server_during_failover(ha: tuple[SentinelCluster, Rig]) -> None:
-    """A web server killed while the master fails over: its clients resume exactly."""
-    cluster, rig = ha
+def test_resume_on_other_server_during_failover(
+    make_ha: Callable[..., tuple[SentinelCluster, Rig]],
+) -> None:
+    """Acknowledged writes lost in a failover while a web server dies: its clients resume.
+
+    The hardest combination: the readings the producers re-send have new
+    stream ids, and the clients of the dead web server resume on the other
+    with the id of a reading the new master never had. Each still gets
+    every reading once.
+    """
+    cluster, rig = make_ha()
     since = settle()
-    old = cluster.master
+    old, replica = cluster.master, cluster.replica
+    cluster.cut_replication()
+    time.sleep(1.0)  # readings the replica never gets
     fault_at = time.time()
     old.kill()
     rig.stack.stop("web-0", signal.SIGKILL)
     failover = cluster.wait_failover(old.port)
+    cluster.mend_replication(replica)
     after_fault(rig, fault_at)
     tally = rig.finish()
-    row(rig, tally, "master SIGKILL + web-0 SIGKILL", since, fault_at, failover)
+    figures = row(rig, tally, "link cut, master + web-0 SIGKILL", since, fault_at, failover)
+    assert figures["resent"] > 0, "no acknowledged write was lost: the fault did not bite"

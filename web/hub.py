@@ -44,6 +44,7 @@ class Entry:
     source: str
     sensor: str
     payload: bytes
+    seq: int | None = None  # what a resume compares re-sent readings by
 
 
 @dataclass(slots=True)
@@ -305,7 +306,13 @@ class Hub:
         data = reading.to_json()
         self.latest[reading.key] = data.encode()
         self._append(
-            Entry(key, reading.source, reading.sensor, encode_event(data, event_id=event.id))
+            Entry(
+                key,
+                reading.source,
+                reading.sensor,
+                encode_event(data, event_id=event.id),
+                reading.seq,
+            )
         )
         self.stats.last_received = time.time()
         return 1
@@ -350,6 +357,23 @@ class Hub:
             entry = ring[index % size]
             assert entry is not None
             yield entry
+
+    def seqs_through(self, position: IdKey) -> dict[tuple[str, str], int]:
+        """The highest seq per sensor among ring entries up to `position`.
+
+        What a client resuming from `position` already has: a reading
+        re-sent after a failover lost it comes back with a newer stream id
+        but its old seq, and must not reach that client twice.
+        """
+        seqs: dict[tuple[str, str], int] = {}
+        for index in range(max(self.head - self.size, 0), self.head):
+            entry = self._ring[index % self.size]
+            if entry is None or entry.key is None or entry.seq is None or entry.key > position:
+                continue
+            pair = (entry.source, entry.sensor)
+            if entry.seq > seqs.get(pair, -1):
+                seqs[pair] = entry.seq
+        return seqs
 
     @contextmanager
     def client(self) -> Iterator[int]:

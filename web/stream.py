@@ -155,7 +155,7 @@ def _backfill(
     except ValueError:
         raise CannotResume("the Last-Event-ID is not one of ours") from None
     sent = 0
-    seqs: dict[tuple[str, str], int] = {}
+    seqs = hub.seqs_through(position)
     first = yield from _from_redis(hub.bus.first_id)
     if first is None or stream_id_key(first) > position:
         events = _from_history(history, last_id)

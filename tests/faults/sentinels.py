@@ -19,7 +19,6 @@ from pathlib import Path
 
 import redis
 
-from faults.proxy import TCPProxy
 from shared.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -90,25 +89,18 @@ class SentinelCluster:
     sentinels: list[Proc] = field(default_factory=list)
     # Once set, a (re)started node asks the Sentinels for its role, as in compose.
     sentinels_known: bool = False
-    # Between the replica and the master when asked for: cut it to make the
-    # master accept writes the replica never gets.
-    replication_proxy: TCPProxy | None = None
 
     # -- start -------------------------------------------------------------
 
     @classmethod
-    def start(cls, tmp: Path, *, proxied_replica: bool = False) -> SentinelCluster:
+    def start(cls, tmp: Path) -> SentinelCluster:
         """Start node 0 as master, node 1 as its replica, then the Sentinels."""
         cluster = cls(tmp)
         try:
             master = cluster._node(0)
             cluster._start_node(master)
             replica = cluster._node(1)
-            upstream = master.port
-            if proxied_replica:
-                cluster.replication_proxy = TCPProxy(free_port(), master.port).start()
-                upstream = cluster.replication_proxy.port
-            cluster._start_node(replica, replica_of=upstream)
+            cluster._start_node(replica, replica_of=master.port)
             cluster.wait_replica_synced(replica)
             for i in range(3):
                 cluster._start_sentinel(i, master.port)
@@ -319,6 +311,29 @@ class SentinelCluster:
         node.signal(signal.SIGCONT)
         node.paused = False
 
+    def cut_replication(self) -> None:
+        """Break the replica's link and keep it broken: the master's writes reach no replica.
+
+        A wrong `masterauth` makes every reconnect fail its AUTH. (Cutting
+        the link with a proxy does not hold: the Sentinels "fix" a replica
+        that follows another address than the master's.)
+        """
+        replica, master = self.admin(self.replica), self.admin(self.master)
+        try:
+            replica.config_set("masterauth", "not-the-replication-password")
+            master.client_kill_filter(_type="replica")
+        finally:
+            replica.close()
+            master.close()
+
+    def mend_replication(self, node: Proc) -> None:
+        """Give `node` the right `masterauth` again."""
+        client = self.admin(node)
+        try:
+            client.config_set("masterauth", PASSWORDS["replication"])
+        finally:
+            client.close()
+
     def restart(self, node: Proc, replica_of: int | None = None) -> None:
         """Start a killed data node again on its data, as compose would (start.sh asks Sentinel)."""
         self._start_node(node, replica_of=replica_of)
@@ -327,8 +342,6 @@ class SentinelCluster:
         """Kill everything (tests own their data: nothing to shut down gracefully)."""
         for proc in [*self.sentinels, *self.nodes]:
             proc.kill()
-        if self.replication_proxy is not None:
-            self.replication_proxy.cut()
 
 
 def _wait(check, timeout: float, what: str) -> None:
