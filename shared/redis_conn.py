@@ -2,10 +2,14 @@
 
 With REDIS_SENTINELS set, the host and port of REDIS_URL are ignored; its user,
 password and database still apply, so each role keeps its own ACL user on
-whichever node is master. Nothing retries behind the caller's back (see
-`shared.bus.connect`): a retry loop inside redis-py keeps dialling the old
-master after a failover (redis-py #3560, #3874); every caller's own backoff
-reconnects, and each new connection asks Sentinel where the master is.
+whichever node is master.
+
+No client retries behind its caller's back: redis-py would otherwise
+reconnect (and re-subscribe) for seconds, so the hub would skip its stream
+catch-up and lose what was published meanwhile, a producer would stop
+sampling while it waited, and after a failover the retries keep dialling the
+old master (redis-py #3560, #3874). Every caller runs its own backoff loop,
+and each new connection asks Sentinel where the master is.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ class BlockingSentinelPool(SentinelConnectionPool, redis.BlockingConnectionPool)
 
 
 def _base_options(extra: dict[str, Any]) -> dict[str, Any]:
+    """Notice dead connections instead of hanging on them; never retry silently."""
     options: dict[str, Any] = {
         "socket_connect_timeout": 5,
         "socket_keepalive": True,
@@ -45,6 +50,11 @@ def _base_options(extra: dict[str, Any]) -> dict[str, Any]:
     }
     options.update(extra)
     return options
+
+
+def connect(url: str, **options: Any) -> redis.Redis:
+    """A client of the server at `url` itself (tests, benchmarks, one-off tools)."""
+    return redis.Redis.from_url(url, **_base_options(options))
 
 
 def _credentials(url: str) -> dict[str, Any]:
