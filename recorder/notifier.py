@@ -15,6 +15,7 @@ Redis or /metrics, and Apprise's own log lines are captured and redacted.
 from __future__ import annotations
 
 import collections
+import contextlib
 import hashlib
 import json
 import logging
@@ -22,7 +23,7 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,12 +35,39 @@ from shared.alerts import Transition
 
 logger = logging.getLogger(__name__)
 
+
+class _Capture(logging.Handler):
+    """Apprise's warnings, kept per delivering thread (targets deliver concurrently)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.buffers: dict[int, list[str]] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        buffer = self.buffers.get(record.thread or 0)
+        if buffer is not None:
+            buffer.append(record.getMessage())
+
+    @contextlib.contextmanager
+    def lines(self) -> Iterator[list[str]]:
+        """What Apprise warns about in this thread while the block runs."""
+        buffer: list[str] = []
+        self.buffers[threading.get_ident()] = buffer
+        try:
+            yield buffer
+        finally:
+            self.buffers.pop(threading.get_ident(), None)
+
+
 # Apprise and urllib3 (under requests) log request details (paths such as
 # Telegram's /bot<token>/, payloads) that can hold secrets: their records go
-# only to the capture in `_deliver`, redacted, never to the process's log.
-# In the recorder process only Apprise uses urllib3.
+# only to this capture, redacted, never to the process's log. In the
+# recorder process only Apprise uses urllib3.
+_CAPTURE = _Capture()
 for _name in ("apprise", "urllib3"):
     logging.getLogger(_name).propagate = False
+    logging.getLogger(_name).setLevel(logging.WARNING)
+logging.getLogger("apprise").addHandler(_CAPTURE)
 
 RETRY_FIRST = 1.0  # seconds before the first retry; doubles each time
 RETRY_MAX = 300.0
@@ -140,6 +168,7 @@ class Notifier:
         retry_first: float = RETRY_FIRST,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self.targets = targets
         self.workers = [Worker(t, TargetStatus(t.label)) for t in targets]
         self.database_path = database_path
         self.public_url = public_url
@@ -241,7 +270,7 @@ class Notifier:
 
     def _deliver(self, target: Target, transition: Transition) -> tuple[bool, str]:
         """One attempt; (sent, why not) with the reason redacted."""
-        with apprise.LogCapture(level=logging.WARNING) as captured:
+        with _CAPTURE.lines() as captured:
             try:
                 ok = bool(
                     target.plugin.notify(
@@ -252,11 +281,13 @@ class Notifier:
                 ok, captured_error = False, f"{type(exc).__name__}: {exc}"
             else:
                 captured_error = ""
-            lines = [ln for ln in captured.getvalue().splitlines() if ln.strip()]
         if ok:
             return True, ""
-        reason = captured_error or (lines[-1].split(" - ", 2)[-1] if lines else "")
-        return False, target.redact(reason or "the service did not accept it")[:300]
+        reason = captured_error or (captured[-1] if captured else "")
+        # Every target's secrets, not only this one's: a plugin may name another.
+        for each in self.targets:
+            reason = each.redact(reason)
+        return False, (reason or "the service did not accept it")[:300]
 
     def _report(self, worker: Worker) -> None:
         if self.report is None:

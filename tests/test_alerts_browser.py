@@ -15,6 +15,7 @@ from playwright.sync_api import Browser, Page, expect
 from devtools.stack import ROOT, Stack
 from shared.bus import Bus
 from shared.reading import Reading
+from shared.redis_server import free_port
 from tests.browser_support import Problems, chromium, wait_for_sensors
 
 pytestmark = pytest.mark.browser
@@ -37,13 +38,22 @@ def browser() -> Iterator[Browser]:
         yield b
 
 
+# Nothing listens there: every notification fails, which the page must show.
+DEAD_PORT = free_port()
+
+
 @pytest.fixture
 def alerting_stack(tmp_path: Path, redis_url: str) -> Iterator[tuple[str, Bus]]:
     rules = tmp_path / "alerts.toml"
     rules.write_text(RULES)
     stack = Stack.create(
         tmp_path,
-        {"REDIS_URL": redis_url, "ALERTS_FILE": str(rules), "HEARTBEAT_INTERVAL": "1"},
+        {
+            "REDIS_URL": redis_url,
+            "ALERTS_FILE": str(rules),
+            "ALERT_URLS": f"json://user:s3cret@127.0.0.1:{DEAD_PORT}/hook",
+            "HEARTBEAT_INTERVAL": "1",
+        },
         log_dir=tmp_path / "logs",
     )
     client = redis.Redis.from_url(redis_url)
@@ -107,11 +117,15 @@ def test_a_firing_alert_appears_within_a_second_with_its_threshold_line(
     expect(page.locator(ALERT)).to_contain_text(f"{METRIC} 85 (above 80) since")
     expect(page.locator(f'[data-card="{METRIC}"]')).to_have_attribute("data-alert", "firing")
     expect(page.locator(CANVAS)).to_have_attribute("data-alert-markers", "1")
+    # The notifier cannot deliver: the page says so shortly after, without the secret.
+    failing = page.locator(".alerts-target")
+    expect(failing).to_contain_text(f"Notifications to json://127.0.0.1:{DEAD_PORT} are failing")
+    assert "s3cret" not in page.locator("#alerts").inner_text()
     page.screenshot(path=str(ROOT / "artifacts" / "alerts.png"))
 
     pi.send(74.0)
     wait_for_alert_message(pubsub, "resolved")
-    expect(page.locator("#alerts")).to_be_hidden(timeout=1000)
+    expect(page.locator(ALERT)).to_be_hidden(timeout=1000)
     expect(page.locator(f'[data-card="{METRIC}"]')).not_to_have_attribute("data-alert", "firing")
     expect(page.locator(CANVAS)).to_have_attribute("data-alert-markers", "2")
     pubsub.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -254,3 +255,20 @@ def test_labels_never_hold_secrets() -> None:
     for t in targets:
         assert SECRET not in t.label
         assert t.redact(f"failed at {SECRET}!") == "failed at ***!"
+
+
+def test_a_hanging_service_never_holds_up_the_readings(conn: sqlite3.Connection) -> None:
+    """Notifications go out on their own threads: evaluation returns while a target hangs."""
+    with socket.create_server(("127.0.0.1", 0)) as hanging:  # accepts, never answers
+        port = hanging.getsockname()[1]
+        notifier = notifier_for(conn, [f"json://127.0.0.1:{port}/hook"])
+        ev = evaluator(conn, notifier)
+        started = time.monotonic()
+        sent = ev.observe(trace())
+        elapsed = time.monotonic() - started
+        status = notifier.workers[0].status
+        notifier.stopping = True  # its thread ends after the attempt in flight
+    assert [t.title for t in sent] == ["FIRING: pi-hot", "RESOLVED: pi-hot"]
+    # Apprise waits 4 s for an answer before it gives up on one attempt.
+    assert elapsed < 3.0
+    assert status.sent == 0

@@ -6,6 +6,8 @@
 /* global Chart */
 
 const REFRESH_MS = 30000; // also picks up what a missed event (a reconnect) changed
+// After a transition, how long until the page asks how its notifications went.
+const DELIVERY_CHECK_MS = 3000;
 const MARKER_SIZE = 5;
 
 /** A rule's metric pattern ("pi/*\/cpu_temp_c") as a RegExp; `*` stays within a part. */
@@ -39,6 +41,7 @@ export class Alerts {
     this.transitions = []; // [{rule, metric, kind, at}]
     this.targets = [];
     this.timer = 0;
+    this.deliveryTimer = 0;
     if (typeof Chart !== "undefined") Chart.register(this.plugin());
   }
 
@@ -82,6 +85,9 @@ export class Alerts {
       this.transitions.push({ rule: alert.rule, metric: alert.metric, kind: alert.kind, at: alert.at });
     }
     this.render();
+    // The notifier is trying to deliver it now: show a failing target soon, not in 30 s.
+    clearTimeout(this.deliveryTimer);
+    this.deliveryTimer = setTimeout(() => this.refresh(), DELIVERY_CHECK_MS);
   }
 
   setState(alert) {
