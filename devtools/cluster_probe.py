@@ -20,7 +20,7 @@ from pathlib import Path
 
 import redis
 
-from shared.redis_server import free_port
+from devtools.redis_server import free_port
 
 # One slot for everything of a channel: `{readings}:stream`, `{readings}:published`...
 TAG = "{readings}"

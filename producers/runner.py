@@ -12,7 +12,8 @@ import redis
 from producers.drivers import Driver, SensorError, driver_class, names_for
 from producers.outbox import Outbox
 from shared import redis_conn
-from shared.bus import Bus, Forgotten
+from shared.bus import Bus
+from shared.marks import Forgotten
 from shared.reading import Reading, ReadingError
 from shared.settings import Settings
 
@@ -99,8 +100,8 @@ class Producer:
         self.settled_at = 0.0
         self.bounded_at = 0.0
         self.master_checked_at = 0.0
-        # The last seq Redis accepted per sensor: lets Redis say it forgot some.
-        self.accepted: dict[tuple[str, str], int] = outbox.sent_marks()
+        # Our copy of the published marks: lets Redis say it forgot some (marks rule 3).
+        self.published: dict[tuple[str, str], int] = outbox.published_marks()
         self.stop_event = threading.Event()
         self.stored = threading.Event()
 
@@ -173,12 +174,12 @@ class Producer:
                 for row_id, reading in batch:
                     started = time.monotonic()
                     # None for a repeat: already in Redis, fine.
-                    bus.publish(reading, expect=self.accepted.get(reading.key))
+                    bus.publish(reading, published=self.published.get(reading.key))
                     if time.monotonic() - started > MASTER_CHECK_EVERY:
                         # Redis stalled (paused?): before sending the backlog
                         # there, make sure it is still the master.
                         redis_conn.current_master(bus.client)
-                    self.accepted[reading.key] = reading.seq
+                    self.published[reading.key] = reading.seq
                     done.append(row_id)
             except Forgotten as exc:
                 self._resend_forgotten(reading, exc.mark)
@@ -190,12 +191,12 @@ class Producer:
         return sent
 
     def _resend_forgotten(self, reading: Reading, mark: int) -> None:
-        """Redis restarted empty: queue what it lost again, before anything newer."""
+        """Redis restarted empty: queue what it lost again, before anything newer (rule 3)."""
         requeued = self.send_box.requeue_after(reading.source, reading.sensor, mark)
         if mark >= 0:
-            self.accepted[reading.key] = mark
+            self.published[reading.key] = mark
         else:
-            self.accepted.pop(reading.key, None)
+            self.published.pop(reading.key, None)
         logger.warning(
             "Redis forgot %s/%s after seq %d (restarted empty?): re-sending %d readings in order",
             reading.source,
@@ -212,7 +213,7 @@ class Producer:
                 sensor.reported = sensor.error
         if now - self.settled_at >= SETTLE_EVERY:
             self.settled_at = now
-            self.send_box.settle(bus.recorded_marks(), bus.published_marks())
+            self.send_box.settle(bus.marks.recorded(), bus.marks.published())
 
     def run(self) -> None:
         """Sample on a monotonic schedule until stopped; publish in a thread of its own.

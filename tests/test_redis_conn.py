@@ -14,7 +14,7 @@ from faults.sentinels import MASTER_NAME, SENTINEL_ADMIN_PASSWORD, SentinelClust
 from shared import redis_conn
 from shared.bus import Bus
 from shared.reading import Reading
-from shared.settings import Settings, SettingsError
+from shared.settings import Settings, SettingsError, table
 
 
 @pytest.mark.parametrize(
@@ -39,10 +39,12 @@ def test_bad_sentinel_list_names_the_setting(raw: str) -> None:
 
 
 def test_sentinel_master_name_and_password() -> None:
-    """The master name defaults to mymaster, is checked, and the password is never logged."""
+    """The master name defaults to mymaster and is checked; the password is a secret row."""
     settings = Settings.from_env({"REDIS_SENTINEL_PASSWORD": "hunter2"})
     assert settings.redis_sentinel_master == "mymaster"
-    assert "hunter2" not in repr(settings.redacted())
+    assert settings.redis_sentinel_password == "hunter2"
+    rows = {row.metadata["env"]: row for row in table()}
+    assert rows["REDIS_SENTINEL_PASSWORD"].metadata.get("secret") is True
     with pytest.raises(SettingsError, match="REDIS_SENTINEL_MASTER"):
         Settings.from_env({"REDIS_SENTINEL_MASTER": "my master"})
 
@@ -131,9 +133,9 @@ def test_failover_is_followed_and_the_script_reloaded(cluster: SentinelCluster) 
     # What a producer does before publishing: ask Sentinel, drop idle
     # connections to the old master; the next publish goes to the new one.
     assert redis_conn.current_master(bus.client) == ("127.0.0.1", new.port)
-    assert bus.publish(reading(2), expect=1) is not None
+    assert bus.publish(reading(2), published=1) is not None
     assert new_admin.script_exists(bus._publish.sha) == [True]
-    assert bus.published_marks()[("conn", "demo")] == 2
+    assert bus.marks.published()[("conn", "demo")] == 2
     pubsub.close()
     for client in (bus.client, subscriber, admin, new_admin):
         client.close()

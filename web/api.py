@@ -1,10 +1,9 @@
-"""The JSON and CSV API over the history (DESIGN.md section 4)."""
+"""The JSON and CSV API over the history (docs/architecture.md, "HTTP interface")."""
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -15,8 +14,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from shared import store
 from shared.reading import Reading, unit_of
-from web import db, params, sensor_settings
-from web.services import services
+from web import db, params, sensor_settings, worker
 
 logger = logging.getLogger(__name__)
 
@@ -32,9 +30,9 @@ MAX_SERIES_SPAN = 400 * DAY
 def sensors() -> Response:
     """Every known source/sensor with its metrics, last values and last error."""
     latest = {e.reading.key: e.reading for e in db.read(store.latest)}
-    svc = services()
-    if svc.hub_started:
-        for key, data in svc.hub().latest.items():
+    hub = worker.started_hub()
+    if hub is not None:
+        for key, data in hub.latest.items():
             live = Reading.from_json(data)
             if key not in latest or live.ts >= latest[key].ts:
                 latest[key] = live
@@ -45,7 +43,7 @@ def sensors() -> Response:
 
 def _sensor_errors() -> dict[tuple[str, str], dict[str, object]]:
     try:
-        return services().bus.sensor_errors()
+        return worker.bus().sensor_errors()
     except redis.RedisError as exc:
         logger.warning("sensor errors unavailable: %s", exc)
         return {}
@@ -155,8 +153,3 @@ def _csv_rows(rows: list[Reading]) -> Iterator[list[object]]:
 
 def _cell(name: str) -> str:
     return "'" + name if name.startswith("-") else name
-
-
-def error_body(message: str) -> str:
-    """The JSON error body every 4xx/5xx of the API uses."""
-    return json.dumps({"error": message})

@@ -15,7 +15,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import gevent
 import gevent.event
@@ -23,7 +23,9 @@ import redis
 
 from shared import redis_conn
 from shared.alerts import ALERT_MARK, AlertMessageError, parse_alert_message
-from shared.bus import Bus, Event, parse_message, stream_id_key
+from shared.bus import Bus, parse_message
+from shared.events import Event, stream_id_key
+from shared.marks import HighWater
 from shared.reading import ReadingError
 from web.sse import encode_event
 
@@ -34,6 +36,8 @@ IdKey = tuple[int, int]
 SEED_CATCH_UP_MS = 60_000
 # Seconds between asking Sentinel whether the master moved (Sentinel mode only).
 MASTER_CHECK_EVERY = 1.0
+# Encoded events a worker keeps; a client further behind is dropped (it resumes).
+RING_SIZE = 8192
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +66,6 @@ class HubStats:
     events_out: int = 0
     bytes_out: int = 0
     last_received: float = 0.0
-    reasons: dict[str, int] = field(default_factory=dict)
 
 
 class Overrun(Exception):
@@ -77,7 +80,7 @@ class Hub:
         pubsub_client: redis.Redis,
         bus: Bus,
         *,
-        ring_size: int = 8192,
+        ring_size: int = RING_SIZE,
         seed: Callable[[], list[Event]] | None = None,
         heartbeat: float | None = None,
     ) -> None:
@@ -95,7 +98,7 @@ class Hub:
         self.last_key: IdKey | None = None
         self.last_id: str | None = None
         self.latest: dict[tuple[str, str], bytes] = {}
-        self._seqs: dict[tuple[str, str], int] = {}
+        self._seqs = HighWater()  # marks rule 7
         self._seed_keys: list[IdKey] = []
         self._seed = seed
         self.connected = False
@@ -264,8 +267,6 @@ class Hub:
             event = parse_message(data)
         except ReadingError as exc:
             self.stats.rejected += 1
-            reason = str(exc).split(":")[0][:60]
-            self.stats.reasons[reason] = self.stats.reasons.get(reason, 0) + 1
             logger.warning("dropped a message on %r: %s", self.bus.channel, exc)
             return 0
         return self.accept(event)
@@ -276,7 +277,6 @@ class Hub:
             alert = parse_alert_message(data)
         except AlertMessageError as exc:
             self.stats.rejected += 1
-            self.stats.reasons["alert"] = self.stats.reasons.get("alert", 0) + 1
             logger.warning("dropped a message on %r: %s", self.bus.channel, exc)
             return 0
         self.stats.alerts += 1
@@ -296,13 +296,10 @@ class Hub:
             # Consumed even if its seq repeats below: else _catch_up would
             # read the same re-sent entries forever.
             self.last_key, self.last_id = key, event.id
-        if reading.seq is not None:
-            # A producer re-sending its outbox after Redis came back empty.
-            last_seq = self._seqs.get(reading.key)
-            if last_seq is not None and reading.seq <= last_seq:
-                self.stats.duplicates += 1
-                return 0
-            self._seqs[reading.key] = reading.seq
+        # A producer re-sending its outbox after Redis came back empty (marks rule 7).
+        if reading.seq is not None and not self._seqs.advance(reading.key, reading.seq):
+            self.stats.duplicates += 1
+            return 0
         data = reading.to_json()
         self.latest[reading.key] = data.encode()
         self._append(
@@ -358,21 +355,19 @@ class Hub:
             assert entry is not None
             yield entry
 
-    def seqs_through(self, position: IdKey) -> dict[tuple[str, str], int]:
+    def seqs_through(self, position: IdKey) -> HighWater:
         """The highest seq per sensor among ring entries up to `position`.
 
         What a client resuming from `position` already has: a reading
         re-sent after a failover lost it comes back with a newer stream id
         but its old seq, and must not reach that client twice.
         """
-        seqs: dict[tuple[str, str], int] = {}
+        seqs = HighWater()
         for index in range(max(self.head - self.size, 0), self.head):
             entry = self._ring[index % self.size]
             if entry is None or entry.key is None or entry.seq is None or entry.key > position:
                 continue
-            pair = (entry.source, entry.sensor)
-            if entry.seq > seqs.get(pair, -1):
-                seqs[pair] = entry.seq
+            seqs.advance((entry.source, entry.sensor), entry.seq)
         return seqs
 
     @contextmanager

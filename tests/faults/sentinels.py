@@ -19,7 +19,7 @@ from pathlib import Path
 
 import redis
 
-from shared.redis_server import free_port
+from devtools.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 MASTER_NAME = "mymaster"
