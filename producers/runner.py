@@ -165,7 +165,7 @@ class Producer:
         if time.monotonic() - self.master_checked_at >= MASTER_CHECK_EVERY:
             # After a failover the old master may wake up still believing it
             # is master; asking Sentinel drops idle connections to it, so
-            # readings go where they will be kept (docs/redis-ha.md).
+            # readings go where they will be kept (docs/architecture.md, "Failover").
             self.master_checked_at = time.monotonic()
             redis_conn.current_master(bus.client)
         while batch := self.send_box.unsent(500):

@@ -159,7 +159,8 @@ def _session(recorder: Recorder) -> None:
         while not recorder.stopping:
             if time.monotonic() - checked_at > MASTER_CHECK_EVERY:
                 checked_at = time.monotonic()
-                # A subscription is not told its node was demoted (docs/redis-ha.md).
+                # A subscription is not told its node was demoted or paused
+                # (docs/architecture.md, "Failover").
                 if redis_conn.master_moved(recorder.bus.client, pubsub.connection):
                     raise redis.ConnectionError("the master moved; reconnecting")
             try:

@@ -178,7 +178,7 @@ def _from_redis(call: Callable[[], T]) -> Generator[bytes, None, T]:
     """`call()`, retried with heartbeats while Redis is away (a failover); else CannotResume.
 
     A resume that arrives mid-failover waits for the new master instead of
-    making the browser reload everything (docs/redis-ha.md).
+    making the browser reload everything (docs/architecture.md, "Failover").
     """
     deadline = time.monotonic() + RESUME_WAIT_S
     delay = 0.25

@@ -147,7 +147,7 @@ class Announcer(threading.Thread):
                 message = pubsub.get_message(timeout=1.0)
                 if message is None:
                     # Quiet: a good moment to check Sentinel has not moved the
-                    # master under the subscription (docs/redis-ha.md).
+                    # master under the subscription (docs/architecture.md, "Failover").
                     if redis_conn.master_moved(client, pubsub.connection):
                         raise redis.ConnectionError("the master moved; resubscribing")
                     continue
