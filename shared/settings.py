@@ -235,6 +235,12 @@ class Settings:
         "Read token for the dashboard, stream and API; empty: open on a trusted LAN.",
         secret=True,
     )  # fmt: skip
+    view_token: str = setting(
+        "VIEW_TOKEN", "", TEXT,
+        "Read-only token beside ACCESS_TOKEN, for wall screens: /display?token=<it> once"
+        " (docs/display.md); needs ACCESS_TOKEN.",
+        secret=True,
+    )  # fmt: skip
     query_timeout: float = setting(
         "QUERY_TIMEOUT", 10.0, number(0.05, 300.0),
         "Seconds a history read may run before it is cut and answered with a 503.",
@@ -264,7 +270,7 @@ class Settings:
         "ALERTS_FILE", None, OPTIONAL_PATH, "The alert rules (TOML); empty: no alerts."
     )
     alert_urls: tuple[str, ...] = setting(
-        "ALERT_URLS", (), URLS, "Apprise URLs alerts are sent to; they hold secrets."
+        "ALERT_URLS", (), URLS, "Apprise URLs alerts are sent to; they hold secrets.", secret=True
     )
     public_url: str = setting(
         "PUBLIC_URL", "", TEXT, "The dashboard's address, for links in notifications."
