@@ -95,6 +95,23 @@ def _urls(raw: str) -> tuple[str, ...]:
     return tuple(u for u in re.split(r"[\s,]+", raw) if u)
 
 
+def _sentinels(raw: str) -> tuple[tuple[str, int], ...]:
+    out = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        host, _, port = item.rpartition(":")
+        host = host.strip("[]")
+        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ValueError(f"{item!r} is not host:port")
+        out.append((host, int(port)))
+    return tuple(out)
+
+
+def _show_sentinels(value: tuple[tuple[str, int], ...]) -> str:
+    return ",".join(f"{host}:{port}" for host, port in value)
+
+
 TEXT = Parser(str, "text")
 NAME = Parser(_name, "1-64 of [A-Za-z0-9._-]")
 NAMES = Parser(_names, "comma-separated names", ",".join)
@@ -103,6 +120,7 @@ FLAG = Parser(_flag, "1/true/yes/on, else off", lambda v: "1" if v else "0")
 HEX = integer(0x03, 0x77, show=hex)
 OPTIONAL_PATH = Parser(Path, "path", lambda v: "" if v is None else str(v))
 URLS = Parser(_urls, "URLs, whitespace or comma separated", ",".join)
+SENTINELS = Parser(_sentinels, "comma-separated host:port", _show_sentinels)
 
 
 def setting(env: str, default: Any, parser: Parser, help: str, **extra: Any) -> Any:
@@ -135,6 +153,22 @@ class Settings:
     redis_channel: str = setting(
         "REDIS_CHANNEL", "readings", NAME,
         "The pub/sub channel; every Redis key the app uses starts with `<channel>:`.",
+    )  # fmt: skip
+    redis_sentinels: tuple[tuple[str, int], ...] = setting(
+        "REDIS_SENTINELS", (), SENTINELS,
+        "Redis Sentinels (host:port,...); set, every process finds the master through them"
+        " and follows a failover, and REDIS_URL gives only the user, password and database"
+        " (docs/redis-ha.md).",
+    )  # fmt: skip
+    redis_sentinel_master: str = setting(
+        "REDIS_SENTINEL_MASTER", "mymaster", NAME,
+        "The name the Sentinels monitor the master under.",
+    )  # fmt: skip
+    redis_sentinel_password: str = setting(
+        "REDIS_SENTINEL_PASSWORD", "", TEXT,
+        "Password for the Sentinels (their `default` user, which can only look the master up);"
+        " empty: none.",
+        secret=True,
     )  # fmt: skip
     stream_retention: int = setting(
         "STREAM_RETENTION", 3600, integer(60, 30 * DAY),
@@ -199,6 +233,12 @@ class Settings:
     access_token: str = setting(
         "ACCESS_TOKEN", "", TEXT,
         "Read token for the dashboard, stream and API; empty: open on a trusted LAN.",
+        secret=True,
+    )  # fmt: skip
+    view_token: str = setting(
+        "VIEW_TOKEN", "", TEXT,
+        "Read-only token beside ACCESS_TOKEN, for wall screens: /display?token=<it> once"
+        " (docs/display.md); needs ACCESS_TOKEN.",
         secret=True,
     )  # fmt: skip
     query_timeout: float = setting(
