@@ -114,6 +114,23 @@ def _urls(raw: str) -> tuple[str, ...]:
     return tuple(u for u in re.split(r"[\s,]+", raw) if u)
 
 
+def _sentinels(raw: str) -> tuple[tuple[str, int], ...]:
+    out = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        host, _, port = item.rpartition(":")
+        host = host.strip("[]")
+        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ValueError(f"{item!r} is not host:port")
+        out.append((host, int(port)))
+    return tuple(out)
+
+
+def _show_sentinels(value: tuple[tuple[str, int], ...]) -> str:
+    return ",".join(f"{host}:{port}" for host, port in value)
+
+
 TEXT = Parser(str, "text")
 NAME = Parser(_name, "1-64 of [A-Za-z0-9._-]")
 NAMES = Parser(_names, "comma-separated names", ",".join)
@@ -126,6 +143,7 @@ NETWORKS = Parser(
     _networks, "comma-separated addresses or networks", lambda v: ",".join(map(str, v))
 )
 URLS = Parser(_urls, "URLs, whitespace or comma separated", ",".join)
+SENTINELS = Parser(_sentinels, "comma-separated host:port", _show_sentinels)
 
 
 def setting(env: str, default: Any, parser: Parser, help: str, **extra: Any) -> Any:
@@ -158,6 +176,22 @@ class Settings:
     redis_channel: str = setting(
         "REDIS_CHANNEL", "readings", NAME,
         "The pub/sub channel; every Redis key the app uses starts with `<channel>:`.",
+    )  # fmt: skip
+    redis_sentinels: tuple[tuple[str, int], ...] = setting(
+        "REDIS_SENTINELS", (), SENTINELS,
+        "Redis Sentinels (host:port,...); set, every process finds the master through them"
+        " and follows a failover, and REDIS_URL gives only the user, password and database"
+        " (docs/redis-ha.md).",
+    )  # fmt: skip
+    redis_sentinel_master: str = setting(
+        "REDIS_SENTINEL_MASTER", "mymaster", NAME,
+        "The name the Sentinels monitor the master under.",
+    )  # fmt: skip
+    redis_sentinel_password: str = setting(
+        "REDIS_SENTINEL_PASSWORD", "", TEXT,
+        "Password for the Sentinels (their `default` user, which can only look the master up);"
+        " empty: none.",
+        secret=True,
     )  # fmt: skip
     stream_retention: int = setting(
         "STREAM_RETENTION", 3600, integer(60, 30 * DAY),

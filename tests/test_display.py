@@ -264,7 +264,9 @@ def test_settings_rename_hide_fahrenheit_everywhere(kiosk: Stack, browser: Brows
     page.close()
 
 
-def test_kiosk_token_once_then_live_without_it(tmp_path: Path, redis_url: str) -> None:
+def test_kiosk_token_once_then_live_without_it(
+    tmp_path: Path, redis_url: str, browser: Browser
+) -> None:
     """`/display?token=<VIEW_TOKEN>`: no login form, the token leaves the URL, values live."""
     view = "kiosk-view-token-0123456789"
     stack = Stack.create(
@@ -283,17 +285,17 @@ def test_kiosk_token_once_then_live_without_it(tmp_path: Path, redis_url: str) -
         stack.start("recorder", ["-m", "recorder"])
         stack.start("producer", ["-m", "producers"])
         url = stack.start_web()
-        with chromium() as browser:
-            page = browser.new_page(viewport={"width": 800, "height": 480})
-            problems = Problems(page)
-            page.goto(f"{url}/display?token={view}&dim=23:00-06:00")
-            expect(page).to_have_url(f"{url}/display?dim=23%3A00-06%3A00")
-            expect(value(page, "pressure_hpa")).not_to_have_text("—", timeout=20000)
-            expect(page.locator("#connection")).to_have_attribute("data-state", "live")
-            wait_for_a_change(page)
-            page.reload()
-            expect(page).to_have_url(f"{url}/display?dim=23%3A00-06%3A00")
-            expect(value(page, "temperature_c")).not_to_have_text("—", timeout=20000)
-            problems.check()
+        page = browser.new_page(viewport={"width": 800, "height": 480})
+        problems = Problems(page)
+        page.goto(f"{url}/display?token={view}&dim=23:00-06:00")
+        expect(page).to_have_url(f"{url}/display?dim=23%3A00-06%3A00")
+        expect(value(page, "pressure_hpa")).not_to_have_text("—", timeout=20000)
+        expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+        wait_for_a_change(page)
+        page.reload()
+        expect(page).to_have_url(f"{url}/display?dim=23%3A00-06%3A00")
+        expect(value(page, "temperature_c")).not_to_have_text("—", timeout=20000)
+        problems.check()
+        page.close()
     finally:
         stack.stop_all()
