@@ -1,0 +1,128 @@
+"""Schema versions: `PRAGMA user_version` and the ordered steps that reach it.
+
+The recorder calls `upgrade(conn)` at start; web calls `check(conn)`, which
+raises `SchemaError` (answered with 503) for any version but `VERSION`.
+
+To add a table (alerts, sensor settings, ...): write a function that runs its
+DDL on the connection it is given and append it to `MIGRATIONS`; its place in
+the list is its version. For example::
+
+    def _v2_alerts(conn: sqlite3.Connection) -> None:
+        conn.execute("CREATE TABLE alert_state (rule TEXT PRIMARY KEY, ...)")
+
+    MIGRATIONS = [_v1_tiers, _v2_alerts]
+
+Each step runs in one transaction with its version bump, so a step that fails
+leaves the database at the version before it. Never edit, remove or reorder a
+released step: databases in the field have run it.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable
+from importlib import resources
+
+logger = logging.getLogger(__name__)
+
+COPY_BATCH = 5000
+
+
+class SchemaError(RuntimeError):
+    """The database's schema version is not the one this code knows."""
+
+
+def _statements(script: str) -> list[str]:
+    """Split a .sql file into statements (executescript would commit)."""
+    out, buffer = [], ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            out.append(buffer.strip())
+            buffer = ""
+    return out
+
+
+def _has_table(conn: sqlite3.Connection, name: str) -> bool:
+    row = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
+    return row.fetchone() is not None
+
+
+def _v1_tiers(conn: sqlite3.Connection) -> None:
+    """Tiers and packed raw rows; the unversioned tables' readings are kept for copying."""
+    if _has_table(conn, "readings"):
+        # Rollups and latest are rebuilt from the raw readings as they are copied.
+        conn.execute("ALTER TABLE readings RENAME TO v0_readings")
+        conn.execute("DROP TABLE IF EXISTS rollup_1m")
+        conn.execute("DROP TABLE IF EXISTS latest")
+    for statement in _statements(resources.files("shared").joinpath("schema.sql").read_text()):
+        conn.execute(statement)
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1_tiers]
+VERSION = len(MIGRATIONS)
+
+
+def version(conn: sqlite3.Connection) -> int:
+    """The database's schema version (0: unversioned or empty)."""
+    return conn.execute("PRAGMA user_version").fetchone()[0]
+
+
+def check(conn: sqlite3.Connection) -> None:
+    """Raise SchemaError unless the database is at the version this code knows."""
+    found = version(conn)
+    if found < VERSION:
+        raise SchemaError(
+            f"the history is at schema version {found}; the recorder upgrades it"
+            f" to {VERSION} when it starts (is it running?)"
+        )
+    if found > VERSION:
+        raise SchemaError(
+            f"the history is at schema version {found}, newer than this server's"
+            f" {VERSION}: upgrade the web server too"
+        )
+
+
+def upgrade(conn: sqlite3.Connection) -> int:
+    """Run the steps the database has not had; return the version reached."""
+    found = version(conn)
+    if found > VERSION:
+        raise SchemaError(f"the history is at schema version {found}; this code knows {VERSION}")
+    conn.commit()
+    for number in range(found + 1, VERSION + 1):
+        logger.info("upgrading the history schema to version %d", number)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            MIGRATIONS[number - 1](conn)
+            conn.execute(f"PRAGMA user_version = {number}")
+        except BaseException:
+            conn.rollback()
+            raise
+        conn.commit()
+    _copy_v0(conn)
+    return VERSION
+
+
+def _copy_v0(conn: sqlite3.Connection) -> None:
+    """Move the unversioned schema's readings into the tiers, a batch per transaction."""
+    if not _has_table(conn, "v0_readings"):
+        return
+    from shared import store  # store builds on this module's schema
+
+    copied = 0
+    while True:
+        rows = conn.execute(
+            "SELECT id, source, sensor, seq, ts, stream_ms, stream_n, body FROM v0_readings"
+            " ORDER BY id LIMIT ?",
+            (COPY_BATCH,),
+        ).fetchall()
+        if not rows:
+            break
+        with conn:
+            store.insert_rows(conn, [store.v0_event(row) for row in rows])
+            conn.execute("DELETE FROM v0_readings WHERE id <= ?", (rows[-1][0],))
+        copied += len(rows)
+    with conn:
+        conn.execute("DROP TABLE v0_readings")
+    logger.info("copied %d readings from the unversioned schema", copied)
