@@ -28,6 +28,9 @@ DAY = 86400
 HOT_SECONDS = 2 * HOUR
 # (table, seconds per bucket) of the rollup tiers, finest first.
 ROLLUPS = (("rollup_1m", MINUTE), ("rollup_1h", HOUR))
+# Series over ranges up to this long read raw readings (at most 21,600 per
+# metric at 1 Hz) so their buckets can have any width.
+RAW_SERIES_SPAN = 6 * HOUR
 
 
 class ResumeTooOld(LookupError):
@@ -565,15 +568,22 @@ def series(
     sid, mid = known.sids.get((source, sensor)), known.mids.get(metric)
     if sid is None or mid is None:
         return []
-    width = max((until - since) / points, 1e-3)
-    tier = choose_tier(conn, sid, mid, since, width)
-    if tier is None:
+    held = oldest(conn, sid, mid)
+    if not any(o is not None for o in held):
         return []
+    # A range from before the first data starts there: "all" asks since=0.
+    since = max(since, min(o for o in held if o is not None))
+    if since >= until:
+        return []
+    width = max((until - since) / points, 1e-3)
+    tier = choose_tier(held, since, until, width)
     if tier == 0:
         return _raw_series(conn, sid, mid, since, until, width)
     table, size = ROLLUPS[tier - 1]
-    step = math.ceil(width / size) * size
     start = math.floor(since / size) * size
+    step = math.ceil(width / size) * size
+    while math.ceil((until - start) / step) > points:  # at most `points` buckets
+        step += size
     rows = conn.execute(
         f"SELECT (t * ?1 - ?2) / ?3 AS b, min(vmin), max(vmax), sum(vsum), sum(n) FROM {table}"  # noqa: S608 - a table name from ROLLUPS
         " WHERE sid = ?4 AND mid = ?5 AND t >= ?6 AND t < ?7 GROUP BY b ORDER BY b",
@@ -582,27 +592,33 @@ def series(
     return [Bucket(start + b * step, lo, total / n, hi, n) for b, lo, hi, total, n in rows]
 
 
-def choose_tier(
-    conn: sqlite3.Connection, sid: int, mid: int, since: float, width: float
-) -> int | None:
-    """0 raw, 1 minute, 2 hour: the coarsest tier finer than `width` that covers `since`.
-
-    A tier covers `since` when it holds the series from there on, or from as
-    far back as any tier holds it (to the hour: tiers are pruned by the hour),
-    so one tier answers the whole range and there is no gap where one ends.
-    """
-    oldest = [_oldest_raw(conn, sid)]
+def oldest(conn: sqlite3.Connection, sid: int, mid: int) -> list[int | None]:
+    """Per tier (raw, minute, hour): the hour (Unix time) of the series' oldest data."""
+    held = [_oldest_raw(conn, sid)]
     for table, size in ROLLUPS:
         t = conn.execute(
             f"SELECT min(t) FROM {table} WHERE sid = ? AND mid = ?",  # noqa: S608 - from ROLLUPS
             (sid, mid),
         ).fetchone()[0]
-        oldest.append(None if t is None else t * size // HOUR * HOUR)
-    held = [o for o in oldest if o is not None]
-    if not held:
+        held.append(None if t is None else t * size // HOUR * HOUR)
+    return held
+
+
+def choose_tier(held: Sequence[int | None], since: float, until: float, width: float) -> int | None:
+    """0 raw, 1 minute, 2 hour: the coarsest tier finer than `width` that covers `since`.
+
+    A tier covers `since` when it holds the series from there on, or from as
+    far back as any tier holds it (to the hour: tiers are pruned by the hour),
+    so one tier answers the whole range and there is no gap where one ends.
+    Short ranges read raw readings when they cover it (exact buckets of any width).
+    """
+    present = [o for o in held if o is not None]
+    if not present:
         return None
-    bound = max(math.floor(since / HOUR) * HOUR, min(held))
-    covering = [i for i, o in enumerate(oldest) if o is not None and o <= bound]
+    bound = max(math.floor(since / HOUR) * HOUR, min(present))
+    covering = [i for i, o in enumerate(held) if o is not None and o <= bound]
+    if covering[0] == 0 and until - since <= RAW_SERIES_SPAN:
+        return 0
     fitting = [i for i in covering if (0, *(size for _, size in ROLLUPS))[i] <= width]
     return fitting[-1] if fitting else covering[0]
 

@@ -76,7 +76,7 @@ def test_readings_accept_iso_times(client, seeded) -> None:
 
 
 def test_a_valid_name_that_matches_nothing_is_empty(client, seeded) -> None:
-    assert client.get("/api/readings?source=nobody").get_json() == {"readings": []}
+    assert client.get("/api/readings?source=nobody").get_json() == {"readings": [], "next": None}
     body = client.get("/api/series?source=nobody&sensor=x&metric=t_c").get_json()
     assert body["buckets"] == []
 
@@ -113,7 +113,8 @@ def test_export_csv(client, seeded) -> None:
         ("/api/readings?source=bad%20name", "source"),
         ("/api/readings?sensor=%3Cscript%3E", "sensor"),
         ("/api/readings?since=100&until=50", "since"),
-        ("/api/readings?since=0", "since"),
+        ("/api/readings?cursor=yesterday", "cursor"),
+        ("/api/export.csv?tier=5m", "tier"),
         ("/api/series?sensor=bme280&metric=temperature_c", "source"),
         ("/api/series?source=pi&metric=temperature_c", "sensor"),
         ("/api/series?source=pi&sensor=bme280", "metric"),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from flask import Flask, g
 
-from shared import store
+from shared import migrations, store
 from web.services import services
 
 
@@ -18,16 +18,27 @@ class HistoryUnavailable(Exception):
 def get_db() -> sqlite3.Connection:
     """This request's read-only connection to the history."""
     if "db" not in g:
-        path = Path(services().settings.database_path)
-        if not path.exists():
-            raise HistoryUnavailable(
-                f"no history yet: {path.name} does not exist (is the recorder running?)"
-            )
-        try:
-            g.db = store.connect(path, readonly=True)
-        except sqlite3.Error as exc:
-            raise HistoryUnavailable(f"the history cannot be opened: {exc}") from None
+        g.db = open_db()
     return g.db
+
+
+def open_db() -> sqlite3.Connection:
+    """A read-only connection at the schema version this code knows; the caller closes it."""
+    path = Path(services().settings.database_path)
+    if not path.exists():
+        raise HistoryUnavailable(
+            f"no history yet: {path.name} does not exist (is the recorder running?)"
+        )
+    try:
+        conn = store.connect(path, readonly=True)
+    except sqlite3.Error as exc:
+        raise HistoryUnavailable(f"the history cannot be opened: {exc}") from None
+    try:
+        migrations.check(conn)
+    except (migrations.SchemaError, sqlite3.Error) as exc:
+        conn.close()
+        raise HistoryUnavailable(str(exc)) from None
+    return conn
 
 
 def close_db(exc: BaseException | None = None) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import redis
 from flask import Blueprint, Response, request
 
+from shared import store
 from shared.bus import Event, stream_id_key
 from web import params
 from web.hub import Hub, IdKey, Overrun
@@ -181,6 +182,8 @@ def _from_history(history: History | None, last_id: str) -> list[Event]:
         events = history(last_id, MAX_BACKFILL + 1)
     except sqlite3.Error as exc:
         raise CannotResume(f"the database cannot be read ({exc})") from None
+    except store.ResumeTooOld as exc:
+        raise CannotResume(str(exc)) from None
     if len(events) > MAX_BACKFILL:
         raise CannotResume(f"more than {MAX_BACKFILL} events to replay")
     return events
