@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,6 +117,8 @@ def names(conn: sqlite3.Connection, *, cached: bool = True) -> Names:
     for mid, name in conn.execute("SELECT mid, name FROM metrics"):
         found.mids[name] = mid
         found.metrics[mid] = name
+    if held is not None:
+        found.shapes = held.shapes  # ids are never reused, so these stay true
     if isinstance(conn, Connection):
         conn.names = found
     return found
@@ -153,12 +155,26 @@ def _mid(conn: sqlite3.Connection, known: Names, metric: str) -> int:
 
 def insert_events(conn: sqlite3.Connection, events: Iterable[Event]) -> int:
     """Insert in one transaction, skipping ones already stored; the number added."""
+    return _write(conn, insert_rows, events)
+
+
+def _write(conn: sqlite3.Connection, work: Callable[..., int], *args: Any) -> int:
+    """Run `work` in one write transaction with the dictionary re-read inside it.
+
+    Re-read because another writer (an import beside the recorder) may have
+    added sensors or packed hours; the write lock keeps that true until commit.
+    """
+    conn.commit()
+    conn.execute("BEGIN IMMEDIATE")
     try:
-        with conn:
-            return insert_rows(conn, events)
+        names(conn, cached=False)
+        done = work(conn, *args)
     except BaseException:
+        conn.rollback()
         _forget(conn)
         raise
+    conn.commit()
+    return done
 
 
 def insert_rows(conn: sqlite3.Connection, events: Iterable[Event]) -> int:
@@ -344,8 +360,10 @@ def _reading(known: Names, sid: int, ts: float, seq: int | None, values: dict) -
 def pack_one(conn: sqlite3.Connection, *, before: float) -> int:
     """Pack the oldest closed hour of one sensor from raw_recent into its block.
 
-    Only hours ending by `before` are closed. One sensor-hour per call and
-    transaction, so the write lock is held briefly; returns the rows packed.
+    Only hours ending by `before` are closed. The rows are read and encoded
+    outside the write lock; the short write transaction swaps them for the
+    block only if nothing changed meanwhile. Returns the rows packed (0: none,
+    or a late reading arrived and the next call will pack it too).
     """
     first = conn.execute(
         "SELECT ts, sid FROM raw_recent WHERE ts < ? ORDER BY ts LIMIT 1",
@@ -353,36 +371,55 @@ def pack_one(conn: sqlite3.Connection, *, before: float) -> int:
     ).fetchone()
     if first is None:
         return 0
-    hour, sid = int(first[0] // HOUR), first[1]
-    try:
-        with conn:
-            return _pack(conn, names(conn), sid, hour)
-    except BaseException:
-        _forget(conn)
-        raise
-
-
-def _pack(conn: sqlite3.Connection, known: Names, sid: int, hour: int) -> int:
+    sid, hour = first[1], int(first[0] // HOUR)
     window = (hour * HOUR, (hour + 1) * HOUR, sid)
-    fresh = conn.execute(
-        "SELECT ts, seq, body FROM raw_recent WHERE ts >= ? AND ts < ? AND sid = ?", window
-    ).fetchall()
-    old = conn.execute(
-        "SELECT data FROM raw_blocks WHERE hour = ? AND sid = ?", (hour, sid)
-    ).fetchone()
-    rows = {r.ts: r for r in codec.decode(old[0])} if old else {}
+    conn.commit()
+    conn.execute("BEGIN")  # one snapshot for both reads
+    try:
+        fresh = conn.execute(
+            "SELECT ts, seq, body FROM raw_recent WHERE ts >= ? AND ts < ? AND sid = ?", window
+        ).fetchall()
+        old = conn.execute(
+            "SELECT n, data FROM raw_blocks WHERE hour = ? AND sid = ?", (hour, sid)
+        ).fetchone()
+    finally:
+        conn.commit()
+    rows = {r.ts: r for r in codec.decode(old[1])} if old else {}
     for ts, seq, body in fresh:
         rows.setdefault(ts, codec.Row(ts, seq, codec.unpack_values(body)))
-    ordered = sorted(rows.values(), key=lambda r: r.ts)
+    data = codec.encode(sorted(rows.values(), key=lambda r: r.ts))
+    seen = (len(fresh), old[0] if old else None)
+    return _write(conn, _swap, window, seen, len(rows), data)
+
+
+def _swap(
+    conn: sqlite3.Connection,
+    window: tuple[float, float, int],
+    seen: tuple[int, int | None],
+    n: int,
+    data: bytes,
+) -> int:
+    """Replace the hour's raw rows by its block, if they are still what was encoded."""
+    lo, _, sid = window
+    count = conn.execute(
+        "SELECT count(*) FROM raw_recent WHERE ts >= ? AND ts < ? AND sid = ?", window
+    ).fetchone()[0]
+    hour = int(lo // HOUR)
+    old = conn.execute(
+        "SELECT n FROM raw_blocks WHERE hour = ? AND sid = ?", (hour, sid)
+    ).fetchone()
+    if (count, old[0] if old else None) != seen:
+        return 0
     conn.execute(
         "INSERT OR REPLACE INTO raw_blocks (hour, sid, n, data) VALUES (?, ?, ?, ?)",
-        (hour, sid, len(ordered), codec.encode(ordered)),
+        (hour, sid, n, data),
     )
     conn.execute("DELETE FROM raw_recent WHERE ts >= ? AND ts < ? AND sid = ?", window)
+    known = names(conn)
     if hour + 1 > known.blocks_until[sid]:
         conn.execute("UPDATE sensors SET blocks_until = ? WHERE sid = ?", (hour + 1, sid))
         known.blocks_until[sid] = hour + 1
-    return len(fresh)
+    return count
 
 
 def prune_one(conn: sqlite3.Connection, retention: Retention, now: float) -> int:
