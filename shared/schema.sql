@@ -69,11 +69,13 @@ CREATE TABLE rollup_1h (
     PRIMARY KEY (sid, mid, t)
 ) WITHOUT ROWID;
 
--- Files `python -m recorder import` has read in full, by content digest:
--- importing one twice adds nothing, even where the raw tier was pruned.
+-- Files `python -m recorder import` has read, by content digest, and how far:
+-- importing one again (or after an interruption) adds nothing twice, even
+-- where the raw tier was pruned.
 CREATE TABLE imports (
     digest TEXT PRIMARY KEY,
     name TEXT NOT NULL,
-    readings INTEGER NOT NULL,
+    records INTEGER NOT NULL,   -- input records consumed so far
+    complete INTEGER NOT NULL DEFAULT 0,
     at REAL NOT NULL
 );

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -295,6 +296,46 @@ def v0_event(row: Sequence[Any]) -> Event:
     _, source, sensor, seq, ts, ms, n, body = row
     reading = Reading(source=source, sensor=sensor, seq=seq, ts=ts, values=json.loads(body))
     return Event(None if ms is None else f"{ms}-{n}", reading)
+
+
+def import_progress(conn: sqlite3.Connection, digest: str) -> tuple[int, bool]:
+    """Records of an import file already consumed, and whether it was finished."""
+    row = conn.execute(
+        "SELECT records, complete FROM imports WHERE digest = ?", (digest,)
+    ).fetchone()
+    return (row[0], bool(row[1])) if row else (0, False)
+
+
+def insert_imported(
+    conn: sqlite3.Connection,
+    events: Sequence[Event],
+    *,
+    digest: str,
+    name: str,
+    records: int,
+    complete: bool = False,
+) -> int:
+    """Insert a batch of an import and move its progress, in one transaction."""
+    return _write(conn, _insert_imported, events, (digest, name, records, int(complete)))
+
+
+def _insert_imported(
+    conn: sqlite3.Connection, events: Sequence[Event], progress: tuple[str, str, int, int]
+) -> int:
+    added = insert_rows(conn, events)
+    conn.execute(
+        "INSERT INTO imports (digest, name, records, complete, at) VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT DO UPDATE SET records = excluded.records, complete = excluded.complete,"
+        " at = excluded.at",
+        (*progress, time.time()),
+    )
+    return added
+
+
+def count_readings(conn: sqlite3.Connection) -> int:
+    """How many readings the raw tier holds."""
+    recent = conn.execute("SELECT count(*) FROM raw_recent").fetchone()[0]
+    return recent + conn.execute("SELECT coalesce(sum(n), 0) FROM raw_blocks").fetchone()[0]
 
 
 def high_water(conn: sqlite3.Connection) -> dict[tuple[str, str], int]:

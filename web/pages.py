@@ -41,7 +41,7 @@ def readyz() -> tuple[Response, int]:
     if not hub.connected:
         problems.append("the Redis subscription is not live")
     try:
-        get_db().execute("SELECT 1 FROM readings LIMIT 1").fetchall()
+        get_db().execute("SELECT 1 FROM sensors LIMIT 1").fetchall()
     except (HistoryUnavailable, sqlite3.Error) as exc:
         problems.append(str(exc))
     try:
