@@ -76,6 +76,10 @@ class Settings:
     i2c_bus: int = 1
     sysfs_root: Path = Path("/sys")
     access_token: str = ""
+    mqtt_url: str = ""
+    mqtt_topics: str = ""
+    ha_discovery: str = ""
+    ingest_token: str = ""
     log_format: str = "text"
     log_level: str = "INFO"
 
@@ -115,6 +119,10 @@ class Settings:
             i2c_bus=_int(env, "I2C_BUS", 1, 0, 255),
             sysfs_root=Path(env.get("SYSFS_ROOT", "") or "/sys"),
             access_token=env.get("ACCESS_TOKEN", "").strip(),
+            mqtt_url=env.get("MQTT_URL", "").strip(),
+            mqtt_topics=env.get("MQTT_TOPICS", "").strip(),
+            ha_discovery=env.get("HA_DISCOVERY", "").strip(),
+            ingest_token=env.get("INGEST_TOKEN", "").strip(),
             log_format=log_format,
             log_level=(env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"),
         )
@@ -124,6 +132,8 @@ class Settings:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["access_token"] = "***" if self.access_token else ""
         out["redis_url"] = _redact_url(self.redis_url)
+        out["mqtt_url"] = _redact_url(self.mqtt_url)
+        out["ingest_token"] = "***" if self.ingest_token else ""
         return out
 
 
