@@ -683,7 +683,7 @@ def oldest(conn: sqlite3.Connection, sid: int, mid: int) -> list[int | None]:
 
 
 def choose_tier(held: Sequence[int | None], since: float, until: float, width: float) -> int | None:
-    """0 raw, 1 minute, 2 hour: the coarsest tier finer than `width` that covers `since`.
+    """0 raw, 1 minute, 2 hour: the coarsest tier at most half of `width` that covers `since`.
 
     A tier covers `since` when it holds the series from there on, or from as
     far back as any tier holds it (to the hour: tiers are pruned by the hour),
@@ -697,7 +697,9 @@ def choose_tier(held: Sequence[int | None], since: float, until: float, width: f
     covering = [i for i, o in enumerate(held) if o is not None and o <= bound]
     if covering[0] == 0 and until - since <= RAW_SERIES_SPAN:
         return 0
-    fitting = [i for i in covering if (0, *(size for _, size in ROLLUPS))[i] <= width]
+    # A rollup fits when buckets of whole minutes (hours) still give at least
+    # two thirds of the points asked for.
+    fitting = [i for i in covering if 2 * (0, *(size for _, size in ROLLUPS))[i] <= width]
     return fitting[-1] if fitting else covering[0]
 
 
