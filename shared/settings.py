@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -82,6 +83,9 @@ class Settings:
     ingest_token: str = ""
     log_format: str = "text"
     log_level: str = "INFO"
+    alerts_file: Path | None = None  # the alert rules (TOML); None: no alerts
+    alert_urls: tuple[str, ...] = ()  # Apprise URLs; they hold secrets
+    public_url: str = ""  # the dashboard's address, for links in notifications
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -125,6 +129,10 @@ class Settings:
             ingest_token=env.get("INGEST_TOKEN", "").strip(),
             log_format=log_format,
             log_level=(env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"),
+            alerts_file=Path(env["ALERTS_FILE"]) if env.get("ALERTS_FILE", "").strip() else None,
+            # Whitespace or comma separated (DESIGN.md section 8).
+            alert_urls=tuple(u for u in re.split(r"[\s,]+", env.get("ALERT_URLS", "")) if u),
+            public_url=env.get("PUBLIC_URL", "").strip(),
         )
 
     def redacted(self) -> dict[str, object]:
@@ -132,6 +140,7 @@ class Settings:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["access_token"] = "***" if self.access_token else ""
         out["redis_url"] = _redact_url(self.redis_url)
+        out["alert_urls"] = f"{len(self.alert_urls)} hidden"
         out["mqtt_url"] = _redact_url(self.mqtt_url)
         out["ingest_token"] = "***" if self.ingest_token else ""
         return out

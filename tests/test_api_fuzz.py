@@ -58,6 +58,7 @@ def fuzz_app(make_settings, tmp_path):
 WITH_PARAMETERS = ["/api/readings", "/api/series", "/api/export.csv"]
 OPERATIONS = [
     "/api/sensors",
+    "/api/alerts",
     "/api/readings",
     "/api/series",
     "/api/export.csv",

@@ -343,9 +343,26 @@ def _settings_source() -> str:
 
 
 def _compose_sources() -> str:
-    return (ROOT / "docker-compose.yml").read_text() + (
-        ROOT / "deploy" / "compose" / "redis-lan.yml"
-    ).read_text()
+    extra = ("redis-lan.yml", "alerts.yml")
+    return (ROOT / "docker-compose.yml").read_text() + "".join(
+        (ROOT / "deploy" / "compose" / name).read_text() for name in extra
+    )
+
+
+def test_alerts_overlay_mounts_the_rules_into_the_recorder(tmp_path: Path) -> None:
+    """deploy/compose/alerts.yml: the rules file read-only in the recorder, ALERTS_FILE on it."""
+    rules = tmp_path / "rules.toml"
+    rules.write_text("")
+    files = ("docker-compose.yml", "deploy/compose/alerts.yml")
+    result = compose_config({"ALERTS_RULES": str(rules), "ALERT_URLS": "ntfy://host/t"}, files)
+    assert result.returncode == 0, result.stderr
+    recorder = yaml.safe_load(result.stdout)["services"]["recorder"]
+    assert recorder["environment"]["ALERTS_FILE"] == "/config/alerts.toml"
+    assert recorder["environment"]["ALERT_URLS"] == "ntfy://host/t"
+    mounts = [
+        v if isinstance(v, str) else f"{v['source']}:{v['target']}" for v in recorder["volumes"]
+    ]
+    assert any(m.startswith(f"{rules}:/config/alerts.toml") for m in mounts), mounts
 
 
 # --- nginx ------------------------------------------------------------------------

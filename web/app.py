@@ -9,7 +9,7 @@ from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
 from shared.settings import Settings
-from web import api, auth, db, ingest, metrics, openapi, pages, stream
+from web import alerts, api, auth, db, ingest, metrics, openapi, pages, stream
 from web.db import HistoryUnavailable
 from web.params import BadParameter
 from web.services import Services
@@ -31,6 +31,7 @@ def build_app(test_config: dict[str, Any] | None = None) -> Flask:
     auth.init_app(app)
     ingest.init_app(app)
     app.register_blueprint(api.bp)
+    app.register_blueprint(alerts.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(stream.bp)
     app.register_blueprint(metrics.bp)

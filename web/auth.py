@@ -42,6 +42,8 @@ COOKIE_MAX_AGE = 30 * 86400
 PUBLIC_ENDPOINTS = frozenset(
     {"pages.healthz", "pages.readyz", "auth.login", "auth.logout", "static", "ingest.ingest"}
 )
+# Pages a person opens: without a session they go to the login form, not a 401.
+PAGES = frozenset({"pages.index", "pages.display"})
 MAX_TOKEN_CHARS = 1024
 MIN_TOKEN_CHARS = 16
 # Failed attempts per client address before it must wait; in memory, per worker.
@@ -134,7 +136,7 @@ def require_access() -> Response | tuple[Response, int] | None:
     given = _bearer()
     if given is not None:
         return _check_bearer(given, token)
-    if request.endpoint == "pages.index":
+    if request.endpoint in PAGES:
         return redirect("login")  # relative: works under a path prefix too
     return _unauthorized("log in at /login or send Authorization: Bearer <token>")
 

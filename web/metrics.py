@@ -18,6 +18,7 @@ import redis
 from flask import Blueprint, Response
 
 from shared import store
+from web import alerts
 from web.db import HistoryUnavailable, get_db
 from web.hub import Hub
 from web.recorder import group_lag
@@ -33,6 +34,7 @@ COUNTERS = {
     "received": "messages received on the channel",
     "rejected": "channel messages dropped as invalid",
     "duplicates": "channel messages dropped as repeats",
+    "alerts": "alert transitions received on the channel",
     "reconnects": "Redis subscription reconnects",
     "dropped_slow": "clients dropped for falling behind",
     "events_out": "events written to clients",
@@ -146,4 +148,8 @@ def metrics() -> Response:
     except HistoryUnavailable:
         ages = []
     body = render(workers, recorder, ages, lag)
+    try:
+        body += alerts.render_metrics(alerts.firing_count(), alerts.targets())
+    except HistoryUnavailable:
+        body += alerts.render_metrics(0, alerts.targets())
     return Response(body, mimetype="text/plain", headers={"Cache-Control": "no-cache"})

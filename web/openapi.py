@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
-from web import api, auth, params
+from web import alerts, api, auth, params
 from web.services import services
 
 bp = Blueprint("openapi", __name__, url_prefix="/api")
@@ -146,6 +146,12 @@ def _paths(channel: str) -> dict[str, Any]:
             "get": {
                 "summary": "every known source/sensor with its metrics and last values",
                 "responses": {"200": _json(_ref("Sensors"), "the sensors"), **_api_errors()},
+            }
+        },
+        "/api/alerts": {
+            "get": {
+                "summary": "alert states (firing first), rules, recent transitions, targets",
+                "responses": {"200": _json(_ref("Alerts"), "the alerts"), **_api_errors()},
             }
         },
         "/api/readings": {
@@ -293,6 +299,7 @@ def _schemas() -> dict[str, Any]:
             },
         },
         "Sensors": _wrap("sensors", sensor),
+        "Alerts": alerts.openapi_schema(),
         "Series": {
             "type": "object",
             "required": ["source", "sensor", "metric", "buckets"],

@@ -27,6 +27,12 @@ def index() -> str:
     return render_template("index.html")
 
 
+@bp.get("/display")
+def display() -> str:
+    """The kiosk page: large live values, no controls (DESIGN.md section 11)."""
+    return render_template("display.html")
+
+
 @bp.get("/healthz")
 def healthz() -> Response:
     """The process answers."""

@@ -1,6 +1,7 @@
 // The dashboard: a snapshot from /api/sensors, history from /api/series, then
 // live readings from one EventSource (DESIGN.md section 6).
 /* global Chart */
+import { Alerts } from "./alerts.js";
 import { exportUrl, fetchSensors, fetchSeries, RANGES } from "./api.js";
 import { showConnection } from "./connection.js";
 import { LiveStream } from "./stream.js";
@@ -33,6 +34,7 @@ for (const name of ["source", "sensor"]) {
 }
 let range = pageQuery.get("range") in RANGES ? pageQuery.get("range") : "live";
 let historyTimer = 0;
+let alerts = null; // the Alerts panel, once started
 
 /** Whether a source/sensor passes the page's ?source= / ?sensor= filters (comma lists). */
 function wanted(source, sensor) {
@@ -79,6 +81,7 @@ function applySnapshot(list) {
     view.setError(item.last_error);
     if (added) created.push(view);
   }
+  if (created.length) alerts?.renderCards(); // a firing metric's new card is marked at once
   return created;
 }
 
@@ -96,7 +99,10 @@ function onReading(reading) {
   view.charts.appendLive(ts, values, RANGES.live);
   // A sensor or metric first seen on the stream gets its card and chart at
   // once, and whatever history the server has behind them.
-  if (added) loadHistory(view, { quiet: true });
+  if (added) {
+    loadHistory(view, { quiet: true });
+    alerts?.renderCards();
+  }
 }
 
 /** [since, until] in Unix seconds for a range, ending now. */
@@ -223,11 +229,15 @@ function setupChartDefaults() {
 async function start() {
   setupChartDefaults();
   setupRangeSelector();
+  alerts = new Alerts(document.getElementById("alerts"));
   const stream = new LiveStream({
     filters,
     onReading,
-    onReset,
+    onReset: async (reason) => {
+      await Promise.all([onReset(reason), alerts.refresh()]);
+    },
     onState: (state, detail) => showConnection(state, detail),
+    onAlert: (alert) => alerts.onEvent(alert),
   });
   document.querySelector(".connection-retry").addEventListener("click", () => stream.retryNow());
   addEventListener("online", () => stream.retryNow());
@@ -257,6 +267,7 @@ async function start() {
     showNotice(`Could not load the sensor list (${error.message}); live values will still appear.`);
   }
   stream.open();
+  alerts.start();
   emptyEl.hidden = views.size > 0;
   scheduleHistoryRefresh();
   await loadAllHistory();
