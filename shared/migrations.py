@@ -3,18 +3,19 @@
 The recorder calls `upgrade(conn)` at start; web calls `check(conn)`, which
 raises `SchemaError` (answered with 503) for any version but `VERSION`.
 
-To add a table (alerts, sensor settings, ...): write a function that runs its
-DDL on the connection it is given and append it to `MIGRATIONS`; its place in
-the list is its version. For example::
+To add a table (sensor settings, ...): write a function that runs its DDL on
+the connection it is given and append it to `MIGRATIONS`; its place in the
+list is its version. For example::
 
-    def _v2_alerts(conn: sqlite3.Connection) -> None:
-        conn.execute("CREATE TABLE alert_state (rule TEXT PRIMARY KEY, ...)")
+    def _v3_sensor_settings(conn: sqlite3.Connection) -> None:
+        _run_file(conn, "sensor_settings.sql")  # or conn.execute("CREATE TABLE ...")
 
-    MIGRATIONS = [_v1_tiers, _v2_alerts]
+    MIGRATIONS = [_v1_tiers, _v2_alerts, _v3_sensor_settings]
 
 Each step runs in one transaction with its version bump, so a step that fails
 leaves the database at the version before it. Never edit, remove or reorder a
-released step: databases in the field have run it.
+released step (nor the .sql file it runs): databases in the field have run
+it; a change is a new step (`ALTER TABLE ...`).
 """
 
 from __future__ import annotations
@@ -56,11 +57,21 @@ def _v1_tiers(conn: sqlite3.Connection) -> None:
         conn.execute("ALTER TABLE readings RENAME TO v0_readings")
         conn.execute("DROP TABLE IF EXISTS rollup_1m")
         conn.execute("DROP TABLE IF EXISTS latest")
-    for statement in _statements(resources.files("shared").joinpath("schema.sql").read_text()):
+    _run_file(conn, "schema.sql")
+
+
+def _run_file(conn: sqlite3.Connection, name: str) -> None:
+    """Every statement of a .sql file in shared/, inside the caller's transaction."""
+    for statement in _statements(resources.files("shared").joinpath(name).read_text()):
         conn.execute(statement)
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1_tiers]
+def _v2_alerts(conn: sqlite3.Connection) -> None:
+    """The alert tables (DESIGN.md section 8)."""
+    _run_file(conn, "alerts.sql")
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1_tiers, _v2_alerts]
 VERSION = len(MIGRATIONS)
 
 
