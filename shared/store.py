@@ -683,7 +683,7 @@ def oldest(conn: sqlite3.Connection, sid: int, mid: int) -> list[int | None]:
 
 
 def choose_tier(held: Sequence[int | None], since: float, until: float, width: float) -> int | None:
-    """0 raw, 1 minute, 2 hour: the coarsest tier at most half of `width` that covers `since`.
+    """0 raw, 1 minute, 2 hour: the coarsest tier that covers `since` at about `width` buckets.
 
     A tier covers `since` when it holds the series from there on, or from as
     far back as any tier holds it (to the hour: tiers are pruned by the hour),
@@ -699,7 +699,13 @@ def choose_tier(held: Sequence[int | None], since: float, until: float, width: f
         return 0
     # A rollup fits when buckets of whole minutes (hours) still give at least
     # two thirds of the points asked for.
-    fitting = [i for i in covering if 2 * (0, *(size for _, size in ROLLUPS))[i] <= width]
+    points = (until - since) / width
+    sizes = (0, *(size for _, size in ROLLUPS))
+    fitting = [
+        i
+        for i in covering
+        if i == 0 or (until - since) / (math.ceil(width / sizes[i]) * sizes[i]) >= points * 2 / 3
+    ]
     return fitting[-1] if fitting else covering[0]
 
 
