@@ -701,12 +701,16 @@ def choose_tier(held: Sequence[int | None], since: float, until: float, width: f
     # two thirds of the points asked for.
     points = (until - since) / width
     sizes = (0, *(size for _, size in ROLLUPS))
+    rollups = [i for i in covering if i > 0]
     fitting = [
         i
-        for i in covering
-        if i == 0 or (until - since) / (math.ceil(width / sizes[i]) * sizes[i]) >= points * 2 / 3
+        for i in rollups
+        if (until - since) / (math.ceil(width / sizes[i]) * sizes[i]) >= points * 2 / 3
     ]
-    return fitting[-1] if fitting else covering[0]
+    if fitting:
+        return fitting[-1]
+    # Raw beyond RAW_SERIES_SPAN would cost a request seconds: fewer points instead.
+    return rollups[0] if rollups else covering[0]
 
 
 def _oldest_raw(conn: sqlite3.Connection, sid: int) -> int | None:
