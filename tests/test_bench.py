@@ -60,7 +60,17 @@ def test_product_needs_no_redis_connection_per_client(report: Path) -> None:
     assert most["redis_conns"] < most["held"]
     figures = json.loads((report / "bench-results.json").read_text())["figures"]
     names = {f["name"] for f in figures}
-    assert {"recorder ingest", "producer CPU", "raw tier", "/api/series 5 y", "export"} <= names
+    assert {
+        "recorder ingest",
+        "producer CPU",
+        "MQTT bridge throughput",
+        "MQTT bridge CPU",
+        "MQTT publish -> browser p50",
+        "MQTT publish -> browser p99",
+        "raw tier",
+        "/api/series 5 y",
+        "export",
+    } <= names
     assert all(f["value"] > 0 for f in figures)
 
 

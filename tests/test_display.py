@@ -185,7 +185,7 @@ def test_outage_shown_then_every_reading_backfilled(kiosk: Stack, browser: Brows
     seen_before = max(r[3] for r in page.evaluate("window.__readings"))
     kiosk.stop("web")
     expect(connection).to_have_attribute("data-state", "offline", timeout=15000)
-    expect(connection).to_contain_text("Offline")
+    expect(connection).to_contain_text("Server unreachable")
     time.sleep(max(0.0, down_at + 30 - time.time()))
     up_at = time.time()
     kiosk.start_web(port=int(url.rsplit(":", 1)[1]))
@@ -200,4 +200,62 @@ def test_outage_shown_then_every_reading_backfilled(kiosk: Stack, browser: Brows
     page.wait_for_function("(n) => window.__readings.length >= n", arg=len(expected), timeout=15000)
     received = {tuple(r[:3]) for r in page.evaluate("window.__readings")}
     assert sorted(expected - received) == []
+    page.close()
+
+
+def test_settings_rename_hide_fahrenheit_everywhere(kiosk: Stack, browser: Browser) -> None:
+    """Rename and °F chosen in the dashboard's dialog, another sensor hidden: the dashboard,
+    /display and the CSV all show it."""
+    url = kiosk.env["URL"]
+    kiosk.start("producer-attic", ["-m", "producers"], SOURCE="attic")
+    wait_for_sensors(url, 2)
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    problems = Problems(page)
+    page.goto(f"{url}/")
+    panel = page.locator(f'[data-sensor="{SOURCE}/demo"]')
+    expect(value(page, "temperature_c")).not_to_have_text("—", timeout=20000)
+    expect(page.locator('[data-sensor="attic/demo"]')).to_be_visible(timeout=20000)
+
+    panel.get_by_role("button", name="Settings").click()
+    dialog = page.locator("#settings-dialog")
+    dialog.get_by_label("Name").fill("Living room")
+    dialog.get_by_label("Temperature in").select_option(label="°F")
+    dialog.get_by_role("button", name="Save").click()
+    expect(dialog).to_be_hidden()
+    panel = page.locator(f'[data-sensor="{SOURCE}/demo"]')
+    expect(panel.locator(".sensor-name")).to_have_text("Living room", timeout=10000)
+    card = page.locator(f'[data-card="{SOURCE}/demo/temperature_c"]')
+    expect(card.locator(".card-unit")).to_have_text("°F")
+    # The demo room is near 21 °C: about 70 °F.
+    assert 55 < float(value(page, "temperature_c").inner_text()) < 90
+    expect(card.locator(".card-unit")).to_have_text("°F")
+
+    hide = {"hidden": True}
+    request = page.request.put(f"{url}/api/sensors/attic/demo/settings", data=hide)
+    assert request.ok
+    page.reload()
+    expect(value(page, "temperature_c")).not_to_have_text("—", timeout=20000)
+    assert page.locator('[data-sensor="attic/demo"]').count() == 0
+    expect(page.locator("#hidden-sensors")).to_contain_text("attic/demo")
+    csv_href = panel.locator(".sensor-export").get_attribute("href")
+    problems.check()
+
+    display = browser.new_page(viewport={"width": 800, "height": 480})
+    open_display(display, url)
+    tile = display.locator(f'[data-tile="{SOURCE}/demo/temperature_c"]')
+    expect(tile.locator(".tile-sensor")).to_have_text("Living room")
+    expect(tile.locator(".tile-unit")).to_have_text("°F")
+    assert 55 < float(value(display, "temperature_c").inner_text()) < 90
+    assert display.locator('[data-tile^="attic/"]').count() == 0
+
+    exported = page.request.get(f"{url}/{csv_href}").text()
+    lines = exported.splitlines()
+    assert lines[0] == "ts,time_utc,source,sensor,name,seq,metric,value,unit"
+    temperatures = [line.split(",") for line in lines[1:] if ",temperature_c," in line]
+    assert temperatures
+    assert {row[4] for row in temperatures} == {"Living room"}
+    assert {row[-1] for row in temperatures} == {"°F"}
+    everything = page.request.get(f"{url}/api/export.csv?display=1").text()
+    assert "attic" not in everything
+    display.close()
     page.close()

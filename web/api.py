@@ -16,7 +16,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from shared import store
 from shared.reading import Reading, unit_of
-from web import params
+from web import params, sensor_settings
 from web.db import get_db, open_db
 from web.services import services
 
@@ -39,7 +39,8 @@ def sensors() -> Response:
             if key not in latest or live.ts >= latest[key].ts:
                 latest[key] = live
     errors = _sensor_errors()
-    return jsonify(sensors=[_sensor_entry(r, errors.get(k)) for k, r in sorted(latest.items())])
+    entries = [_sensor_entry(r, errors.get(k)) for k, r in sorted(latest.items())]
+    return jsonify(sensors=sensor_settings.decorate(entries))
 
 
 def _sensor_errors() -> dict[tuple[str, str], dict[str, object]]:
@@ -131,18 +132,32 @@ def export_csv() -> Response:
         raise params.BadParameter("tier", "must be raw, 1m or 1h")
     # Optional: readings (or buckets) at most; by default the whole range.
     limit = params.integer(request.args, "limit", 0, 1, EXPORT_MAX_LIMIT) or None
+    chosen = sensor_settings.load_chosen() if sensor_settings.wants_display(request.args) else None
     # The stream outlives the request context: it gets a connection of its own.
     conn = open_db()
     sids = store.sensor_ids(store.names(conn), sources, sensors)
-    if tier == "raw":
-        raw = islice(store.iter_raw(conn, sids, since, until), limit)
-        lines = _csv_lines(RAW_HEADER, _raw_rows(raw, store.names(conn)), conn)
-    else:
-        rollups = islice(store.iter_rollups(conn, TIERS[tier], sids, since, until), limit)
-        lines = _csv_lines(ROLLUP_HEADER, (_rollup_row(r) for r in rollups), conn)
+    header, cells = _export_rows(conn, tier, sids, since, until, limit)
+    if chosen is not None:
+        header, cells = sensor_settings.display_csv(header, cells, chosen)
     name = "readings.csv" if tier == "raw" else f"readings-{tier}.csv"
     headers = {"Content-Disposition": f'attachment; filename="{name}"'}
-    return Response(lines, mimetype="text/csv", headers=headers)
+    return Response(_csv_lines(header, cells, conn), mimetype="text/csv", headers=headers)
+
+
+def _export_rows(
+    conn: sqlite3.Connection,
+    tier: str,
+    sids: list[int],
+    since: float,
+    until: float,
+    limit: int | None,
+) -> tuple[list[str], Iterator[list[object]]]:
+    """The CSV header and rows of one tier, lazily."""
+    if tier == "raw":
+        raw = islice(store.iter_raw(conn, sids, since, until), limit)
+        return RAW_HEADER, _raw_rows(raw, store.names(conn))
+    rollups = islice(store.iter_rollups(conn, TIERS[tier], sids, since, until), limit)
+    return ROLLUP_HEADER, (_rollup_row(r) for r in rollups)
 
 
 def _utc(ts: float) -> str:
@@ -154,6 +169,8 @@ def _raw_rows(raw: Iterator[store.RawRow], known: store.Names) -> Iterator[list[
         source, sensor = known.keys[sid]
         when = _utc(ts)
         for metric, value in values.items():
+            # Names are [A-Za-z0-9._-]; a leading "-" could still be read as a
+            # formula by a spreadsheet, so quote it as text.
             yield [ts, when, _cell(source), _cell(sensor), seq, metric, value]
 
 

@@ -9,7 +9,19 @@ from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
 from shared.settings import Settings
-from web import alerts, api, auth, db, ingest, metrics, openapi, pages, stream
+from web import (
+    alerts,
+    api,
+    auth,
+    db,
+    ingest,
+    metrics,
+    openapi,
+    pages,
+    pwa,
+    sensor_settings,
+    stream,
+)
 from web.db import HistoryUnavailable
 from web.params import BadParameter
 from web.services import Services
@@ -28,9 +40,11 @@ def build_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions["sensor_display"] = Services.create(settings)
     db.init_app(app)
     pages.init_app(app)
+    pwa.init_app(app)
     auth.init_app(app)
     ingest.init_app(app)
     app.register_blueprint(api.bp)
+    app.register_blueprint(sensor_settings.bp)
     app.register_blueprint(alerts.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(stream.bp)

@@ -8,6 +8,8 @@ import time
 import redis
 from flask import Blueprint, Flask, Response, jsonify, render_template
 
+from shared import sensor_settings
+from web import auth
 from web.db import HistoryUnavailable, get_db
 from web.recorder import group_lag
 from web.services import services
@@ -24,7 +26,12 @@ CSP = (
 @bp.get("/")
 def index() -> str:
     """The dashboard."""
-    return render_template("index.html")
+    return render_template(
+        "index.html",
+        can_edit=auth.can_write(),
+        unit_choices=sensor_settings.unit_choices(),
+        max_decimals=sensor_settings.MAX_DECIMALS,
+    )
 
 
 @bp.get("/display")

@@ -54,6 +54,8 @@ export function exportUrl(source, sensor, since, until) {
     sensor,
     since: String(Math.floor(since)),
     until: String(Math.ceil(until)),
+    // Names and units as the sensor's settings show them (the plain export is the importable one).
+    display: "1",
   });
   return `api/export.csv?${query}`;
 }

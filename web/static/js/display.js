@@ -6,9 +6,10 @@
 //   ?shift=off         no slow pixel shift (it is on by default, against burn-in)
 //   ?source=, ?sensor= only these (comma lists), as on the dashboard
 import { fetchSensors } from "./api.js";
-import { formatValue, metricLabel, unitOf, unitRank, valueSuffix } from "./format.js";
+import { formatShown, metricLabel, shownSuffix, unitOf, unitRank } from "./format.js";
 import { Freshness } from "./freshness.js";
 import { pace, soon } from "./pace.js";
+import { registerShell, unreachableLabel } from "./pwa.js";
 import { LiveStream } from "./stream.js";
 
 const SNAPSHOT_REFRESH_MS = 60000; // settings and last errors change rarely
@@ -29,6 +30,8 @@ const filters = new URLSearchParams();
 for (const name of ["source", "sensor"]) if (query.get(name)) filters.set(name, query.get(name));
 
 const sensors = new Map(); // "source/sensor" -> Sensor
+// "source/sensor" -> {settings, displays: {metric: display}, signature} from the last snapshot
+const chosen = new Map();
 
 function now() {
   return Date.now() / 1000;
@@ -42,11 +45,13 @@ function wanted(source, sensor) {
   return match("source", source) && match("sensor", sensor);
 }
 
-/** One sensor's tiles and its freshness. */
+/** One sensor's tiles and its freshness, shown as its settings say. */
 class Sensor {
-  constructor(source, sensor) {
+  constructor(source, sensor, settings = {}, displays = {}) {
     this.key = `${source}/${sensor}`;
-    this.name = `${sensor} · ${source}`;
+    this.name = settings.name || `${sensor} · ${source}`;
+    this.rank = settings.order || 0;
+    this.displays = displays;
     this.tiles = new Map(); // metric -> {el, valueEl, unit, value, order}
     this.freshness = new Freshness((stale, silence) =>
       soon(`${this.key}:stale`, () => this.showStale(stale, silence)),
@@ -58,16 +63,18 @@ class Sensor {
     let tile = this.tiles.get(metric);
     if (tile) return tile;
     const resolved = unitOf(metric) || unit || "";
+    const display = this.displays[metric];
     const el = template.content.firstElementChild.cloneNode(true);
     el.dataset.tile = `${this.key}/${metric}`;
     el.classList.add(`series-${this.tiles.size % PALETTE_SIZE}`);
     el.querySelector(".tile-label").textContent = metricLabel(metric);
-    el.querySelector(".tile-unit").textContent = valueSuffix(resolved);
+    el.querySelector(".tile-unit").textContent = shownSuffix(resolved, display);
     el.querySelector(".tile-sensor").textContent = this.name;
     const valueEl = el.querySelector(".tile-value");
     valueEl.dataset.metric = `${this.key}/${metric}`;
     if (this.freshness.stale) this.markTile(el, true, this.freshness.silence);
-    tile = { el, valueEl, unit: resolved, value: undefined, order: [this.key, unitRank(resolved), metric] };
+    const order = [this.rank, this.key, unitRank(resolved), metric];
+    tile = { el, valueEl, unit: resolved, display, value: undefined, order };
     this.tiles.set(metric, tile);
     placeTile(tile);
     return tile;
@@ -80,7 +87,7 @@ class Sensor {
 
   drawValues() {
     for (const tile of this.tiles.values()) {
-      const text = formatValue(tile.unit, tile.value);
+      const text = formatShown(tile.unit, tile.value, tile.display);
       if (tile.valueEl.textContent !== text) tile.valueEl.textContent = text;
     }
   }
@@ -116,10 +123,35 @@ function placeTile(tile) {
   layout();
 }
 
+/** A sensor's tiles, created on first sight; null while it is hidden. */
 function sensorOf(source, sensor) {
   const key = `${source}/${sensor}`;
-  if (!sensors.has(key)) sensors.set(key, new Sensor(source, sensor));
+  if (!sensors.has(key)) {
+    const { settings = {}, displays = {} } = chosen.get(key) || {};
+    if (settings.hidden) return null;
+    sensors.set(key, new Sensor(source, sensor, settings, displays));
+  }
   return sensors.get(key);
+}
+
+/** Remember a sensor's settings; a change takes its tiles off, to be made again. */
+function noteSettings(item) {
+  const key = `${item.source}/${item.sensor}`;
+  const displays = Object.fromEntries(
+    Object.entries(item.metrics || {}).map(([metric, info]) => [metric, info?.display]),
+  );
+  const signature = JSON.stringify([item.settings || {}, displays]);
+  const known = chosen.get(key);
+  chosen.set(key, { settings: item.settings || {}, displays, signature });
+  const sensor = sensors.get(key);
+  if (!known || known.signature === signature || !sensor) return;
+  sensor.freshness.stop();
+  sensors.delete(key);
+  for (const tile of sensor.tiles.values()) {
+    tile.el.remove();
+    placed.splice(placed.indexOf(tile), 1);
+  }
+  layout();
 }
 
 /** The value font a grid of `cols` x `rows` tiles allows (display.css .tile-value). */
@@ -146,7 +178,9 @@ function applySnapshot(list) {
   for (const item of list) {
     if (!item || typeof item.source !== "string" || typeof item.sensor !== "string") continue;
     if (!wanted(item.source, item.sensor)) continue;
+    noteSettings(item);
     const sensor = sensorOf(item.source, item.sensor);
+    if (!sensor) continue;
     for (const [metric, info] of Object.entries(item.metrics || {})) {
       sensor.setValue(metric, info?.last, info?.unit);
     }
@@ -159,6 +193,7 @@ function onReading(reading) {
   if (typeof source !== "string" || typeof sensor !== "string" || !wanted(source, sensor)) return;
   if (typeof ts !== "number" || !values || typeof values !== "object") return;
   const view = sensorOf(source, sensor);
+  if (!view) return;
   for (const [metric, value] of Object.entries(values)) view.setValue(metric, value);
   view.freshness.reading(ts, now());
 }
@@ -167,13 +202,12 @@ const LABELS = {
   connecting: "Connecting…",
   live: "Live",
   reconnecting: "Reconnecting…",
-  offline: "Offline: the server cannot be reached, retrying",
 };
 
 function showConnection(state) {
   soon("connection", () => {
     if (connectionEl.dataset.state !== state) connectionEl.dataset.state = state;
-    connectionEl.textContent = LABELS[state] || state;
+    connectionEl.textContent = state === "offline" ? unreachableLabel() : LABELS[state] || state;
   });
 }
 
@@ -228,6 +262,7 @@ async function refresh() {
 }
 
 async function start() {
+  registerShell();
   addEventListener("resize", layout);
   setupDimming();
   setupShift();
