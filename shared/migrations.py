@@ -3,14 +3,14 @@
 The recorder calls `upgrade(conn)` at start; web calls `check(conn)`, which
 raises `SchemaError` (answered with 503) for any version but `VERSION`.
 
-To add a table (sensor settings, ...): write a function that runs its DDL on
-the connection it is given and append it to `MIGRATIONS`; its place in the
-list is its version. For example::
+To add a table: write a function that runs its DDL on the connection it is
+given and append it to `MIGRATIONS`; its place in the list is its version.
+For example::
 
-    def _v3_sensor_settings(conn: sqlite3.Connection) -> None:
-        _run_file(conn, "sensor_settings.sql")  # or conn.execute("CREATE TABLE ...")
+    def _v4_notes(conn: sqlite3.Connection) -> None:
+        _run_file(conn, "notes.sql")  # or conn.execute("CREATE TABLE notes (...)")
 
-    MIGRATIONS = [_v1_tiers, _v2_alerts, _v3_sensor_settings]
+    MIGRATIONS = [_v1_tiers, _v2_alerts, _v3_sensor_settings, _v4_notes]
 
 Each step runs in one transaction with its version bump, so a step that fails
 leaves the database at the version before it. Never edit, remove or reorder a
@@ -24,6 +24,8 @@ import logging
 import sqlite3
 from collections.abc import Callable
 from importlib import resources
+
+from shared import sensor_settings
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +73,16 @@ def _v2_alerts(conn: sqlite3.Connection) -> None:
     _run_file(conn, "alerts.sql")
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1_tiers, _v2_alerts]
+def _v3_sensor_settings(conn: sqlite3.Connection) -> None:
+    """Per-sensor display settings (names, units, hidden), written by web."""
+    conn.execute(sensor_settings.DDL)
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
+    _v1_tiers,
+    _v2_alerts,
+    _v3_sensor_settings,
+]
 VERSION = len(MIGRATIONS)
 
 

@@ -112,7 +112,7 @@ def test_an_appended_step_runs_once_and_a_failing_one_changes_nothing(
     store.init_db(conn)
 
     def add_table(c: sqlite3.Connection) -> None:
-        c.execute("CREATE TABLE sensor_settings (sensor TEXT PRIMARY KEY)")
+        c.execute("CREATE TABLE notes (note TEXT PRIMARY KEY)")
 
     def broken(c: sqlite3.Connection) -> None:
         c.execute("CREATE TABLE half_done (x)")
@@ -124,5 +124,5 @@ def test_an_appended_step_runs_once_and_a_failing_one_changes_nothing(
         migrations.upgrade(conn)
     assert migrations.version(conn) == migrations.VERSION - 1
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert "sensor_settings" in tables
+    assert "notes" in tables
     assert "half_done" not in tables
