@@ -77,6 +77,7 @@ class Settings:
     i2c_bus: int = 1
     sysfs_root: Path = Path("/sys")
     access_token: str = ""
+    query_timeout: float = 10.0
     mqtt_url: str = ""
     mqtt_topics: str = ""
     ha_discovery: str = ""
@@ -123,6 +124,7 @@ class Settings:
             i2c_bus=_int(env, "I2C_BUS", 1, 0, 255),
             sysfs_root=Path(env.get("SYSFS_ROOT", "") or "/sys"),
             access_token=env.get("ACCESS_TOKEN", "").strip(),
+            query_timeout=_float(env, "QUERY_TIMEOUT", 10.0, 0.05, 300.0),
             mqtt_url=env.get("MQTT_URL", "").strip(),
             mqtt_topics=env.get("MQTT_TOPICS", "").strip(),
             ha_discovery=env.get("HA_DISCOVERY", "").strip(),

@@ -14,6 +14,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -576,6 +577,21 @@ def _hour_rows(
     return rows
 
 
+def page_raw(
+    conn: sqlite3.Connection,
+    sids: Sequence[int],
+    since: float,
+    until: float,
+    size: int,
+    after: tuple[float, int] | None = None,
+) -> tuple[list[RawRow], tuple[float, int] | None]:
+    """Up to `size` raw rows after `after`, and the position of the next page (None: no more)."""
+    rows = list(islice(iter_raw(conn, sids, since, until, after), size + 1))
+    if len(rows) <= size:
+        return rows, None
+    return rows[:size], (rows[size - 1][0], rows[size - 1][1])
+
+
 def page_readings(
     conn: sqlite3.Connection,
     *,
@@ -589,15 +605,10 @@ def page_readings(
     """Up to `limit` readings, oldest first, and the cursor of the next page (None: no more)."""
     known = names(conn)
     sids = sensor_ids(known, sources, sensors)
-    rows = []
-    for row in iter_raw(conn, sids, since, until, parse_cursor(cursor) if cursor else None):
-        rows.append(row)
-        if len(rows) > limit:
-            break
-    more = len(rows) > limit
-    rows = rows[:limit]
+    after = parse_cursor(cursor) if cursor else None
+    rows, following = page_raw(conn, sids, since, until, limit, after)
     readings = [_reading(known, sid, ts, seq, values) for ts, sid, seq, values in rows]
-    return readings, (f"{rows[-1][0]!r}_{rows[-1][1]}" if more else None)
+    return readings, (f"{following[0]!r}_{following[1]}" if following else None)
 
 
 def parse_cursor(cursor: str) -> tuple[float, int]:
@@ -625,6 +636,17 @@ def query_readings(
     return page_readings(
         conn, sources=sources, sensors=sensors, since=since, until=until, limit=limit
     )[0]
+
+
+def more_events_after(conn: sqlite3.Connection, last_id: str, limit: int) -> bool:
+    """True if more than `limit` stored readings follow `last_id` (reads the index only)."""
+    ms, n = stream_id_key(last_id)
+    row = conn.execute(
+        "SELECT 1 FROM raw_recent WHERE stream_ms IS NOT NULL AND (stream_ms, stream_n) > (?, ?)"
+        " ORDER BY stream_ms, stream_n LIMIT 1 OFFSET ?",
+        (ms, n, limit),
+    ).fetchone()
+    return row is not None
 
 
 def series(
@@ -772,19 +794,39 @@ def _raw_values(
 RollupRow = tuple[float, str, str, str, float, float, float, int]
 
 
-def iter_rollups(
-    conn: sqlite3.Connection, tier: int, sids: Sequence[int], since: float, until: float
-) -> Iterator[RollupRow]:
-    """Tier 1 (minute) or 2 (hour) buckets starting in [since, until), series by series."""
-    table, size = ROLLUPS[tier - 1]
+def page_rollups(
+    conn: sqlite3.Connection,
+    tier: int,
+    sids: Sequence[int],
+    since: float,
+    until: float,
+    size: int,
+    after: tuple[int, int, int] | None = None,
+) -> tuple[list[RollupRow], tuple[int, int, int] | None]:
+    """Up to `size` buckets of tier 1 (minute) or 2 (hour) starting in [since, until),
+    series by series (source, sensor, metric), and the position of the next page."""
+    table, width = ROLLUPS[tier - 1]
     known = names(conn)
-    for sid in sorted(sids, key=known.keys.__getitem__):
-        source, sensor = known.keys[sid]
-        for mid, metric in sorted(known.metrics.items(), key=lambda item: item[1]):
-            rows = conn.execute(
-                f"SELECT t, vmin, vsum, vmax, n FROM {table} WHERE sid = ? AND mid = ?"  # noqa: S608 - from ROLLUPS
-                " AND t >= ? AND t < ? ORDER BY t",
-                (sid, mid, math.ceil(since / size), math.ceil(until / size)),
-            )
-            for t, lo, total, hi, n in rows:
-                yield (t * size, source, sensor, metric, lo, total / n, hi, n)
+    series = [
+        (sid, mid)
+        for sid in sorted(sids, key=known.keys.__getitem__)
+        for mid in sorted(known.metrics, key=known.metrics.__getitem__)
+    ]
+    start = series.index(after[:2]) if after and after[:2] in series else 0
+    lo, hi = math.ceil(since / width), math.ceil(until / width)
+    found: list[tuple[RollupRow, tuple[int, int, int]]] = []
+    for sid, mid in series[start:]:
+        first = after[2] + 1 if after and (sid, mid) == after[:2] else lo
+        rows = conn.execute(
+            f"SELECT t, vmin, vsum, vmax, n FROM {table} WHERE sid = ? AND mid = ?"  # noqa: S608 - from ROLLUPS
+            " AND t >= ? AND t < ? ORDER BY t LIMIT ?",
+            (sid, mid, first, hi, size + 1 - len(found)),
+        )
+        (source, sensor), metric = known.keys[sid], known.metrics[mid]
+        found.extend(
+            ((t * width, source, sensor, metric, vmin, total / n, vmax, n), (sid, mid, t))
+            for t, vmin, total, vmax, n in rows
+        )
+        if len(found) > size:
+            return [row for row, _ in found[:size]], found[size - 1][1]
+    return [row for row, _ in found], None

@@ -17,7 +17,7 @@ import redis
 from flask import Blueprint, Response, jsonify
 
 from shared.alerts import targets_key
-from web.db import get_db
+from web import db
 from web.services import services
 
 logger = logging.getLogger(__name__)
@@ -33,8 +33,11 @@ _ORDER = "CASE state WHEN 'firing' THEN 0 WHEN 'pending' THEN 1 ELSE 2 END, rule
 @bp.get("/alerts")
 def alerts() -> Response:
     """Alert states (firing first), rules, transitions of the last 30 days, targets."""
-    conn = get_db()
-    return jsonify(
+    return jsonify(**db.read(_states), targets=targets())
+
+
+def _states(conn: sqlite3.Connection) -> dict[str, list[Any]]:
+    return dict(
         alerts=_rows(
             conn,
             f"SELECT rule, metric, state, since, value, reason FROM alert_state ORDER BY {_ORDER}",  # noqa: S608 - a constant
@@ -48,7 +51,6 @@ def alerts() -> Response:
             " WHERE at >= ? AND NOT repeat ORDER BY id DESC LIMIT ?",
             (time.time() - TRANSITIONS_SPAN, TRANSITIONS_MAX),
         )[::-1],
-        targets=targets(),
     )
 
 
@@ -110,7 +112,9 @@ def targets() -> list[dict[str, Any]]:
 
 def firing_count() -> int:
     """(rule, metric) pairs firing now, from the history database."""
-    rows = _rows(get_db(), "SELECT count(*) AS n FROM alert_state WHERE state = 'firing'")
+    rows = db.read(
+        lambda conn: _rows(conn, "SELECT count(*) AS n FROM alert_state WHERE state = 'firing'")
+    )
     return int(rows[0]["n"]) if rows else 0
 
 

@@ -7,17 +7,19 @@ import io
 import json
 import logging
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from itertools import islice
+from functools import partial
+from pathlib import Path
+from typing import Any
 
 import redis
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from shared import store
 from shared.reading import Reading, unit_of
-from web import params, sensor_settings
-from web.db import get_db, open_db
+from web import db, params, sensor_settings
 from web.services import services
 
 logger = logging.getLogger(__name__)
@@ -31,7 +33,7 @@ DAY = 86400.0
 @bp.get("/sensors")
 def sensors() -> Response:
     """Every known source/sensor with its metrics, last values and last error."""
-    latest = {e.reading.key: e.reading for e in store.latest(get_db())}
+    latest = {e.reading.key: e.reading for e in db.read(store.latest)}
     svc = services()
     if svc.hub_started:
         for key, data in svc.hub().latest.items():
@@ -71,15 +73,27 @@ def _filters() -> tuple[list[str], list[str], float, float]:
     return sources, sensors, since, until
 
 
+def _cursor() -> str | None:
+    """The `cursor` of /api/readings, checked here (on the hub) so a bad one is a 400."""
+    cursor = request.args.get("cursor") or None
+    if cursor is not None:
+        try:
+            store.parse_cursor(cursor)
+        except store.BadCursor as exc:
+            raise params.BadParameter("cursor", str(exc)) from None
+    return cursor
+
+
 @bp.get("/readings")
 def readings() -> Response:
     """Raw readings, oldest first, a page at a time: pass `next` back as `cursor`."""
     sources, sensors, since, until = _filters()
     limit = params.integer(request.args, "limit", 1000, 1, 10_000)
-    cursor = request.args.get("cursor") or None
-    try:
-        page, after = store.page_readings(
-            get_db(),
+    cursor = _cursor()
+
+    def page(conn: sqlite3.Connection) -> str:
+        found, after = store.page_readings(
+            conn,
             sources=sources,
             sensors=sensors,
             since=since,
@@ -87,9 +101,12 @@ def readings() -> Response:
             limit=limit,
             cursor=cursor,
         )
-    except store.BadCursor as exc:
-        raise params.BadParameter("cursor", str(exc)) from None
-    return jsonify(readings=[r.to_dict() for r in page], next=after)
+        # Encoded in the read's thread too, one reading per call: one json.dumps
+        # of 10,000 readings would hold the GIL (and so the hub) for its whole run.
+        body = ",".join(r.to_json() for r in found)
+        return f'{{"readings":[{body}],"next":{json.dumps(after)}}}'
+
+    return Response(db.read(page), mimetype="application/json")
 
 
 @bp.get("/series")
@@ -100,14 +117,16 @@ def series() -> Response:
     metric = params.metric(request.args)
     since, until = params.time_range(request.args, HOUR, params.MAX_TIME)
     points = params.integer(request.args, "points", 300, 1, 5000)
-    buckets = store.series(
-        get_db(),
-        source=source,
-        sensor=sensor,
-        metric=metric,
-        since=since,
-        until=until,
-        points=points,
+    buckets = db.read(
+        lambda conn: store.series(
+            conn,
+            source=source,
+            sensor=sensor,
+            metric=metric,
+            since=since,
+            until=until,
+            points=points,
+        )
     )
     return jsonify(
         source=source,
@@ -119,52 +138,104 @@ def series() -> Response:
 
 TIERS = {"raw": 0, "1m": 1, "1h": 2}
 EXPORT_MAX_LIMIT = 999_999_999
+EXPORT_PAGE = 2000  # readings (or buckets) per read: one short query, one chunk of CSV
 RAW_HEADER = ["ts", "time_utc", "source", "sensor", "seq", "metric", "value"]
 ROLLUP_HEADER = ["t", "time_utc", "source", "sensor", "metric", "min", "avg", "max", "n"]
 
 
+@dataclass(frozen=True)
+class Export:
+    """What one export asks for; each page is read with it on a fresh connection."""
+
+    tier: int
+    sources: list[str]
+    sensors: list[str]
+    since: float
+    until: float
+    display: bool
+
+    def page(self, conn: sqlite3.Connection, after: Any, size: int) -> tuple[str, Any]:
+        """The CSV text of the next `size` readings or buckets, and where the next page starts."""
+        known = store.names(conn)
+        sids = store.sensor_ids(known, self.sources, self.sensors)
+        if self.tier == 0:
+            raw, after = store.page_raw(conn, sids, self.since, self.until, size, after)
+            rows: Iterator[list[object]] = _raw_rows(raw, known)
+            header = RAW_HEADER
+        else:
+            buckets, after = store.page_rollups(
+                conn, self.tier, sids, self.since, self.until, size, after
+            )
+            rows, header = (_rollup_row(b) for b in buckets), ROLLUP_HEADER
+        if self.display:
+            header, rows = sensor_settings.display_csv(
+                header, rows, sensor_settings.load_chosen(conn)
+            )
+        return _csv_text(rows), after
+
+
 @bp.get("/export.csv")
 def export_csv() -> Response:
-    """Any range as CSV, streamed: raw values (one row each) or `tier=1m|1h` buckets."""
+    """Any range as CSV, streamed a page at a time: raw values (a row each) or 1m/1h buckets."""
     sources, sensors, since, until = _filters()
     tier = request.args.get("tier", "raw")
     if tier not in TIERS:
         raise params.BadParameter("tier", "must be raw, 1m or 1h")
-    # Optional: readings (or buckets) at most; by default the whole range.
+    # Optional: at most this many readings (or buckets); by default the whole range.
     limit = params.integer(request.args, "limit", 0, 1, EXPORT_MAX_LIMIT) or None
-    chosen = sensor_settings.load_chosen() if sensor_settings.wants_display(request.args) else None
-    # The stream outlives the request context: it gets a connection of its own.
-    conn = open_db()
-    sids = store.sensor_ids(store.names(conn), sources, sensors)
-    header, cells = _export_rows(conn, tier, sids, since, until, limit)
-    if chosen is not None:
-        header, cells = sensor_settings.display_csv(header, cells, chosen)
+    display = sensor_settings.wants_display(request.args)
+    export = Export(TIERS[tier], sources, sensors, since, until, display)
+    header = RAW_HEADER if tier == "raw" else ROLLUP_HEADER
+    if display:
+        header, _ = sensor_settings.display_csv(header, iter(()), {})
+    # The first page before the response: a database that cannot be read is a 503.
+    first = db.read(partial(export.page, after=None, size=_size(limit, 0)))
+    settings = current_app.config["SETTINGS"]
+    pages = _pages(export, first, limit, Path(settings.database_path), settings.query_timeout)
     name = "readings.csv" if tier == "raw" else f"readings-{tier}.csv"
     headers = {"Content-Disposition": f'attachment; filename="{name}"'}
-    return Response(_csv_lines(header, cells, conn), mimetype="text/csv", headers=headers)
+    return Response(_chain(_csv_text([header]), pages), mimetype="text/csv", headers=headers)
 
 
-def _export_rows(
-    conn: sqlite3.Connection,
-    tier: str,
-    sids: list[int],
-    since: float,
-    until: float,
-    limit: int | None,
-) -> tuple[list[str], Iterator[list[object]]]:
-    """The CSV header and rows of one tier, lazily."""
-    if tier == "raw":
-        raw = islice(store.iter_raw(conn, sids, since, until), limit)
-        return RAW_HEADER, _raw_rows(raw, store.names(conn))
-    rollups = islice(store.iter_rollups(conn, TIERS[tier], sids, since, until), limit)
-    return ROLLUP_HEADER, (_rollup_row(r) for r in rollups)
+def _size(limit: int | None, done: int) -> int:
+    return EXPORT_PAGE if limit is None else min(EXPORT_PAGE, limit - done)
+
+
+def _pages(
+    export: Export, first: tuple[str, Any], limit: int | None, path: Path, deadline: float
+) -> Iterator[str]:
+    """Page after page, each its own read off the hub: memory stays flat whatever the range."""
+    text, after = first
+    done = _size(limit, 0)
+    yield text
+    while after is not None and _size(limit, done) > 0:
+        size = _size(limit, done)
+        try:
+            text, after = db.read_at(path, partial(export.page, after=after, size=size), deadline)
+        except db.HistoryUnavailable as exc:
+            # The status line is sent: the file ends here, the log says why.
+            logger.warning("export cut short: %s", exc)
+            return
+        done += size
+        yield text
+
+
+def _chain(head: str, rest: Iterator[str]) -> Iterator[str]:
+    yield head
+    yield from rest
+
+
+def _csv_text(rows: Iterable[list[object]]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    return buffer.getvalue()
 
 
 def _utc(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
 
 
-def _raw_rows(raw: Iterator[store.RawRow], known: store.Names) -> Iterator[list[object]]:
+def _raw_rows(raw: Iterable[store.RawRow], known: store.Names) -> Iterator[list[object]]:
     for ts, sid, seq, values in raw:
         source, sensor = known.keys[sid]
         when = _utc(ts)
@@ -177,25 +248,6 @@ def _raw_rows(raw: Iterator[store.RawRow], known: store.Names) -> Iterator[list[
 def _rollup_row(row: store.RollupRow) -> list[object]:
     t, source, sensor, metric, lo, avg, hi, n = row
     return [t, _utc(t), _cell(source), _cell(sensor), metric, lo, avg, hi, n]
-
-
-def _csv_lines(
-    header: list[str], rows: Iterator[list[object]], conn: sqlite3.Connection
-) -> Iterator[str]:
-    """CSV in chunks of about 64 KiB; memory stays flat whatever the range."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    try:
-        for row in rows:
-            writer.writerow(row)
-            if buffer.tell() > 65536:
-                yield buffer.getvalue()
-                buffer.seek(0)
-                buffer.truncate()
-        yield buffer.getvalue()
-    finally:
-        conn.close()
 
 
 def _cell(name: str) -> str:

@@ -13,7 +13,6 @@ from web import (
     alerts,
     api,
     auth,
-    db,
     ingest,
     metrics,
     openapi,
@@ -22,7 +21,7 @@ from web import (
     sensor_settings,
     stream,
 )
-from web.db import HistoryUnavailable
+from web.db import HistoryTimeout, HistoryUnavailable
 from web.params import BadParameter
 from web.services import Services
 
@@ -38,7 +37,6 @@ def build_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config["SETTINGS"] = settings
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["sensor_display"] = Services.create(settings)
-    db.init_app(app)
     pages.init_app(app)
     pwa.init_app(app)
     auth.init_app(app)
@@ -60,7 +58,10 @@ def _register_errors(app: Flask) -> None:
 
     @app.errorhandler(HistoryUnavailable)
     def no_history(exc: HistoryUnavailable) -> tuple[Response, int]:
-        return jsonify(error=str(exc)), 503
+        response = jsonify(error=str(exc))
+        if isinstance(exc, HistoryTimeout):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response, 503
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> tuple[Response, int]:

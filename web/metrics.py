@@ -18,8 +18,7 @@ import redis
 from flask import Blueprint, Response
 
 from shared import store
-from web import alerts
-from web.db import HistoryUnavailable, get_db
+from web import alerts, db
 from web.hub import Hub
 from web.recorder import group_lag
 from web.services import services
@@ -143,13 +142,13 @@ def metrics() -> Response:
     now = time.time()
     try:
         ages = [
-            (e.reading.source, e.reading.sensor, now - e.reading.ts) for e in store.latest(get_db())
+            (e.reading.source, e.reading.sensor, now - e.reading.ts) for e in db.read(store.latest)
         ]
-    except HistoryUnavailable:
+    except db.HistoryUnavailable:
         ages = []
     body = render(workers, recorder, ages, lag)
     try:
         body += alerts.render_metrics(alerts.firing_count(), alerts.targets())
-    except HistoryUnavailable:
+    except db.HistoryUnavailable:
         body += alerts.render_metrics(0, alerts.targets())
     return Response(body, mimetype="text/plain", headers={"Cache-Control": "no-cache"})

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
 
 import redis
 from flask import Blueprint, Flask, Response, jsonify, render_template
 
 from shared import sensor_settings
-from web import auth
-from web.db import HistoryUnavailable, get_db
+from web import auth, db
 from web.recorder import group_lag
 from web.services import services
 
@@ -54,8 +52,8 @@ def readyz() -> tuple[Response, int]:
     if not hub.connected:
         problems.append("the Redis subscription is not live")
     try:
-        get_db().execute("SELECT 1 FROM sensors LIMIT 1").fetchall()
-    except (HistoryUnavailable, sqlite3.Error) as exc:
+        db.read(lambda conn: conn.execute("SELECT 1 FROM sensors LIMIT 1").fetchall())
+    except db.HistoryUnavailable as exc:
         problems.append(str(exc))
     try:
         recorder = group_lag(services().bus)

@@ -18,8 +18,8 @@ from flask import Blueprint, Response, jsonify, request
 
 from shared import sensor_settings
 from shared.reading import NAME_RE, unit_of
-from web import auth
-from web.db import HistoryUnavailable, get_db
+from web import auth, db
+from web.db import HistoryUnavailable
 from web.params import BadParameter
 from web.services import services
 
@@ -38,7 +38,7 @@ def _names(source: str, sensor: str) -> None:
 def get_settings(source: str, sensor: str) -> Response:
     """One sensor's settings (the defaults when nobody chose any)."""
     _names(source, sensor)
-    chosen = sensor_settings.load(get_db(), source, sensor)
+    chosen = db.read(lambda conn: sensor_settings.load(conn, source, sensor))
     return jsonify(source=source, sensor=sensor, **chosen.to_dict())
 
 
@@ -78,7 +78,7 @@ def _write(source: str, sensor: str, chosen: sensor_settings.SensorSettings) -> 
 def decorate(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Add each sensor's settings to /api/sensors entries, and `display` to metrics shown
     otherwise than stored (another unit, or chosen decimals)."""
-    chosen = sensor_settings.load_all(get_db())
+    chosen = db.read(sensor_settings.load_all)
     for entry in entries:
         mine = chosen.get((entry["source"], entry["sensor"]), sensor_settings.DEFAULT)
         entry["settings"] = mine.to_dict()
@@ -110,9 +110,9 @@ def wants_display(args: Mapping[str, str]) -> bool:
     raise BadParameter("display", "must be 1 or 0")
 
 
-def load_chosen() -> sensor_settings.Chosen:
-    """Every sensor's settings, read in this request (a CSV streams after it ends)."""
-    return sensor_settings.load_all(get_db())
+def load_chosen(conn: sqlite3.Connection) -> sensor_settings.Chosen:
+    """Every sensor's settings, read on the export's own connection."""
+    return sensor_settings.load_all(conn)
 
 
 def display_csv(

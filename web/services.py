@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from gevent import monkey
 from shared import store
 from shared.bus import Bus, Event, connect
 from shared.settings import Settings
+from web import db
 from web.hub import Hub
 
 logger = logging.getLogger(__name__)
@@ -81,19 +83,20 @@ class Services:
         path = Path(self.settings.database_path)
         if not path.exists():
             return []
-        conn = store.connect(path, readonly=True)
-        try:
-            return store.latest(conn)
-        finally:
-            conn.close()
+        return db.read_at(path, store.latest, self.settings.query_timeout)
 
-    def history(self, last_id: str, limit: int) -> list[Event]:
-        """Stored events after a stream id, for resumes the stream cannot serve."""
-        conn = store.connect(self.settings.database_path, readonly=True)
-        try:
+    def history(self, last_id: str, limit: int) -> list[Event] | None:
+        """Stored events after a stream id (None if more than `limit`), off the hub."""
+
+        def query(conn: sqlite3.Connection) -> list[Event] | None:
+            # Counting in the index first keeps an ancient id (1-0) from
+            # decoding `limit` rows only to be refused.
+            if store.more_events_after(conn, last_id, limit):
+                return None
             return store.events_after(conn, last_id, limit=limit)
-        finally:
-            conn.close()
+
+        path = Path(self.settings.database_path)
+        return db.read_at(path, query, self.settings.query_timeout)
 
 
 def services() -> Services:

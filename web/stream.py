@@ -17,6 +17,7 @@ from flask import Blueprint, Response, request
 from shared import store
 from shared.bus import Event, stream_id_key
 from web import params
+from web.db import HistoryUnavailable
 from web.hub import Hub, IdKey, Overrun
 from web.services import services
 from web.sse import encode_comment, encode_event, encode_id, encode_retry
@@ -28,7 +29,8 @@ RETRY_MS = 2000
 MAX_BACKFILL = 50_000
 _PAGE = 1000
 
-History = Callable[[str, int], list[Event]]
+# The stored events after an id, or None if there are more than the limit.
+History = Callable[[str, int], list[Event] | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,12 +181,12 @@ def _from_history(history: History | None, last_id: str) -> list[Event]:
     if history is None:
         raise CannotResume("the stream was trimmed and there is no database")
     try:
-        events = history(last_id, MAX_BACKFILL + 1)
-    except sqlite3.Error as exc:
+        events = history(last_id, MAX_BACKFILL)
+    except (sqlite3.Error, HistoryUnavailable) as exc:
         raise CannotResume(f"the database cannot be read ({exc})") from None
     except store.ResumeTooOld as exc:
         raise CannotResume(str(exc)) from None
-    if len(events) > MAX_BACKFILL:
+    if events is None or len(events) > MAX_BACKFILL:
         raise CannotResume(f"more than {MAX_BACKFILL} events to replay")
     return events
 
