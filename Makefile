@@ -12,7 +12,7 @@ help:
 	@echo "make test   - install what the tests need and run every test"
 	@echo "make bench  - the benchmarks, side by side with stock flask-sse"
 	@echo "make image-test - build both images, run the compose stack and the arm producer (needs Docker)"
-	@echo "make lint   - ruff"
+	@echo "make lint   - ruff, and import-linter for the layers"
 
 $(VENV)/.local: requirements/base.txt requirements/web.txt requirements/producer.txt requirements/pi.txt requirements/local.txt
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,7 @@ image-test: $(VENV)/.dev
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 format: $(VENV)/.dev
 	$(BIN)/ruff check --fix .

@@ -30,12 +30,14 @@ from producers.drivers.demo import DemoDriver
 from recorder import importer
 from recorder.prune import Maintenance
 from shared import store
-from shared.bus import Event
+from shared.events import Event
 from shared.reading import Reading
+from shared.settings import Settings
 
 DAY = 86400
 YEAR = 365 * DAY
 SENSORS, METRICS = 10, 6  # the steady-state example: 10 sensors x 6 metrics at 1 Hz
+DEFAULTS = store.Retention.from_settings(Settings.from_env({}))  # the default tiers
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,7 @@ def tier_sizes(path: Path, n: int) -> tuple[list[Figure], dict[str, float]]:
     for i in range(0, n, 2000):
         store.insert_events(conn, events[i : i + 2000])
     wall, cpu = _rates(n, start)
-    maintenance = Maintenance(path, store.Retention())
+    maintenance = Maintenance(path, DEFAULTS)
     start = _clocks()
     maintenance.catch_up(conn)
     pack_wall, _ = _rates(maintenance.packed, start)
@@ -187,7 +189,6 @@ def build_series_history(path: Path, end: float, years: int) -> None:
 
 def series_queries(path: Path, repeats: int, years: int) -> list[Figure]:
     """Median ms of GET /api/series at 500 points over 1 h, 30 d, 1 y and 5 y."""
-    from shared.settings import Settings
     from web import create_app
 
     end = time.time()
@@ -258,7 +259,6 @@ def import_rate(tmp: Path, rows: int) -> Figure:
 
 def export_rate(path: Path) -> Figure:
     """GET /api/export.csv of everything in the tier-size database, read chunk by chunk."""
-    from shared.settings import Settings
     from web import create_app
 
     settings = Settings.from_env({"DATABASE_PATH": str(path), "REDIS_URL": "redis://x"})
@@ -292,7 +292,7 @@ def ingest_stall(path: Path, seconds: float) -> Figure:
     """
     conn = store.connect(path)
     late = time.time() + 15 * DAY
-    maintenance = Maintenance(path, store.Retention(), clock=lambda: late)
+    maintenance = Maintenance(path, DEFAULTS, clock=lambda: late)
     events = demo_events(int(seconds * 1000), time.time())
     quiet = _batches(conn, events[: len(events) // 4], seconds / 4)
     maintenance.start()
@@ -332,7 +332,7 @@ def figures(
     """Every history figure, in order."""
     tiers = tmp / "tiers.sqlite3"
     out, per = tier_sizes(tiers, sizes.readings)
-    out += steady_state(per, store.Retention())
+    out += steady_state(per, DEFAULTS)
     log("tiers measured")
     out += series_queries(tmp / "series.sqlite3", sizes.series_repeats, sizes.series_years)
     log("series measured")

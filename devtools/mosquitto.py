@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from shared.redis_server import free_port
+from devtools.redis_server import free_port
 
 USER = "bridge"
 PASSWORD = "test-password-not-secret"  # noqa: S105 - a throwaway broker on loopback

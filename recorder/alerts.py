@@ -24,7 +24,7 @@ import redis
 
 from shared import alerts
 from shared.alerts import FIRING, Rule, RulesError, State, Transition, alert_message, targets_key
-from shared.bus import Event
+from shared.events import Event
 from shared.settings import Settings
 
 if TYPE_CHECKING:  # Apprise is imported by the recorder only, never by web workers

@@ -25,7 +25,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from shared import store
-from shared.bus import Event
+from shared.events import Event
 from shared.reading import NAME_RE, Reading, ReadingError
 
 logger = logging.getLogger(__name__)

@@ -24,12 +24,15 @@ import logging
 import sqlite3
 from collections.abc import Callable
 from importlib import resources
+from typing import Any
 
 from shared import sensor_settings
 
 logger = logging.getLogger(__name__)
 
 COPY_BATCH = 5000
+# Inserts rows of the unversioned `readings` table into the tiers (store's job).
+CopyRows = Callable[[sqlite3.Connection, list[Any]], None]
 
 
 class SchemaError(RuntimeError):
@@ -106,8 +109,12 @@ def check(conn: sqlite3.Connection) -> None:
         )
 
 
-def upgrade(conn: sqlite3.Connection) -> int:
-    """Run the steps the database has not had; return the version reached."""
+def upgrade(conn: sqlite3.Connection, copy_v0: CopyRows | None = None) -> int:
+    """Run the steps the database has not had; return the version reached.
+
+    `copy_v0` moves a batch of the unversioned schema's readings into the
+    tiers (store.init_db passes it): without it they wait in `v0_readings`.
+    """
     found = version(conn)
     if found > VERSION:
         raise SchemaError(f"the history is at schema version {found}; this code knows {VERSION}")
@@ -122,16 +129,13 @@ def upgrade(conn: sqlite3.Connection) -> int:
             conn.rollback()
             raise
         conn.commit()
-    _copy_v0(conn)
+    if copy_v0 is not None and _has_table(conn, "v0_readings"):
+        _copy_v0(conn, copy_v0)
     return VERSION
 
 
-def _copy_v0(conn: sqlite3.Connection) -> None:
+def _copy_v0(conn: sqlite3.Connection, copy_rows: CopyRows) -> None:
     """Move the unversioned schema's readings into the tiers, a batch per transaction."""
-    if not _has_table(conn, "v0_readings"):
-        return
-    from shared import store  # store builds on this module's schema
-
     copied = 0
     while True:
         rows = conn.execute(
@@ -142,7 +146,7 @@ def _copy_v0(conn: sqlite3.Connection) -> None:
         if not rows:
             break
         with conn:
-            store.insert_rows(conn, [store.v0_event(row) for row in rows])
+            copy_rows(conn, rows)
             conn.execute("DELETE FROM v0_readings WHERE id <= ?", (rows[-1][0],))
         copied += len(rows)
     with conn:

@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from shared import codec, migrations
-from shared.bus import Event, stream_id_key
+from shared.events import Event, stream_id_key
 from shared.reading import Reading
+from shared.settings import Settings
 
 MINUTE = 60
 HOUR = 3600
@@ -56,11 +57,18 @@ class Bucket:
 
 @dataclass(frozen=True, slots=True)
 class Retention:
-    """Days each tier keeps (0 = forever): HISTORY_RAW_DAYS, _MINUTE_DAYS, _HOUR_DAYS."""
+    """Days each tier keeps (0 = forever)."""
 
-    raw_days: float = 14
-    minute_days: float = 90
-    hour_days: float = 0
+    raw_days: float
+    minute_days: float
+    hour_days: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Retention:
+        """HISTORY_RAW_DAYS, HISTORY_MINUTE_DAYS, HISTORY_HOUR_DAYS."""
+        return cls(
+            settings.history_raw_days, settings.history_minute_days, settings.history_hour_days
+        )
 
 
 @dataclass
@@ -100,8 +108,12 @@ def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
 
 
 def init_db(conn: sqlite3.Connection) -> None:
-    """Create or upgrade the schema (migrations.upgrade)."""
-    migrations.upgrade(conn)
+    """Create or upgrade the schema, copying an unversioned database's readings."""
+    migrations.upgrade(conn, copy_v0=_copy_v0_rows)
+
+
+def _copy_v0_rows(conn: sqlite3.Connection, rows: list[Any]) -> None:
+    insert_rows(conn, [v0_event(row) for row in rows])
 
 
 def names(conn: sqlite3.Connection, *, cached: bool = True) -> Names:

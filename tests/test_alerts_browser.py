@@ -12,10 +12,10 @@ import pytest
 import redis
 from playwright.sync_api import Browser, Page, expect
 
+from devtools.redis_server import free_port
 from devtools.stack import ROOT, Stack
 from shared.bus import Bus
 from shared.reading import Reading
-from shared.redis_server import free_port
 from tests.browser_support import Problems, chromium, wait_for_sensors
 
 pytestmark = pytest.mark.browser
@@ -58,7 +58,7 @@ def alerting_stack(tmp_path: Path, redis_url: str) -> Iterator[tuple[str, Bus]]:
     )
     client = redis.Redis.from_url(redis_url)
     try:
-        stack.start("recorder", ["-m", "web.recorder"])
+        stack.start("recorder", ["-m", "recorder"])
         url = stack.start_web()
         yield url, Bus(client)
     finally:

@@ -16,7 +16,7 @@ import redis
 from recorder.alerts import Evaluator, load_states
 from recorder.notifier import Notifier, TargetError, parse_targets, status_json
 from shared import alerts, store
-from shared.bus import Event
+from shared.events import Event
 from shared.reading import Reading
 from tests.alert_receiver import receiver
 

@@ -25,10 +25,10 @@ from urllib.parse import urlsplit
 import pytest
 import redis
 
+from devtools.redis_server import free_port
 from devtools.stack import ROOT, Stack, wait_http
 from shared.bus import Bus
 from shared.reading import Reading
-from shared.redis_server import free_port
 from tests.alert_receiver import Receiver, receiver
 
 pytestmark = pytest.mark.slow
@@ -132,7 +132,7 @@ def test_three_replicas_and_a_replayed_stream_give_one_notification_each(
     )
     listeners: list[AlertListener] = []
     try:
-        stack.start("recorder", ["-m", "web.recorder"])
+        stack.start("recorder", ["-m", "recorder"])
         urls = [stack.start_web(f"web{i}") for i in range(3)]
         listeners = [AlertListener(u) for u in urls]
         for listener in listeners:
@@ -190,7 +190,7 @@ def test_a_bad_rules_file_stops_the_recorder_with_one_sentence(
         "DATABASE_PATH": str(tmp_path / "db.sqlite3"),
     }
     done = subprocess.run(
-        [sys.executable, "-m", "web.recorder"],
+        [sys.executable, "-m", "recorder"],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -9,7 +9,7 @@ import pytest
 
 from recorder import backup
 from shared import migrations, store
-from shared.bus import Event
+from shared.events import Event
 from shared.reading import Reading
 
 T0 = 1763712000.0

@@ -21,7 +21,8 @@ from browser_support import Problems, chromium, get_json, is_stream
 from playwright.sync_api import Browser, Page, expect
 
 from shared import store
-from shared.bus import Bus, Event, connect
+from shared.bus import Bus, connect
+from shared.events import Event
 from shared.reading import Reading
 
 pytestmark = pytest.mark.browser
@@ -292,7 +293,7 @@ def test_login_then_live_dashboard_then_logout(browser: Browser, tmp_path: Path,
         },
     )
     try:
-        stack.start("recorder", ["-m", "web.recorder"])
+        stack.start("recorder", ["-m", "recorder"])
         stack.start("producer", ["-m", "producers"])
         url = stack.start_web()
         page = browser.new_page(viewport=DESKTOP)

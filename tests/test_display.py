@@ -74,7 +74,7 @@ def kiosk(tmp_path: Path, redis_url: str) -> Iterator[Stack]:
         log_dir=tmp_path / "logs",
     )
     try:
-        stack.start("recorder", ["-m", "web.recorder"])
+        stack.start("recorder", ["-m", "recorder"])
         stack.start("producer", ["-m", "producers"])
         stack.env["URL"] = stack.start_web()
         wait_for_sensors(stack.env["URL"])

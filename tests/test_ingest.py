@@ -8,8 +8,8 @@ import time
 import pytest
 import redis
 
+from devtools.redis_server import free_port
 from devtools.stack import ROOT
-from shared.redis_server import free_port
 from web import create_app
 from web.ingest import MAX_BODY_BYTES, MAX_READINGS, RATE_LIMIT, RATE_WINDOW
 

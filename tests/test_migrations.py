@@ -29,7 +29,8 @@ def test_upgrading_a_v0_database_keeps_every_reading(tmp_path: Path) -> None:
     old = v0_database(path)
     assert len(old) == 256
     conn = store.connect(path)
-    assert migrations.upgrade(conn) == migrations.VERSION
+    store.init_db(conn)
+    assert migrations.version(conn) == migrations.VERSION
     readings = store.query_readings(conn, since=0, until=4e9, limit=1000)
     found = sorted((r.source, r.sensor, r.seq, r.ts, r.values) for r in readings)
     assert found == sorted((s, n, q, t, v) for s, n, q, t, _, _, v in old)
@@ -71,7 +72,7 @@ def test_an_interrupted_copy_resumes_without_doubling(tmp_path: Path) -> None:
     rows = conn.execute("SELECT * FROM v0_readings ORDER BY id LIMIT 100").fetchall()
     with conn:
         store.insert_rows(conn, [store.v0_event(tuple(row)) for row in rows])
-    migrations.upgrade(conn)
+    store.init_db(conn)
     assert len(store.query_readings(conn, since=0, until=4e9, limit=1000)) == 256
     buckets = store.series(
         conn, source="pi", sensor="bme280", metric="humidity_pct", since=0, until=4e9, points=1

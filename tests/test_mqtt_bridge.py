@@ -19,12 +19,12 @@ import pytest
 import redis
 
 from devtools.mosquitto import PASSWORD, USER, Mosquitto
+from devtools.redis_server import RedisServer, free_port
 from devtools.stack import ROOT, Stack, wait_http
 from producers.mqtt.bridge import Bridge
 from producers.mqtt.decoders import default_routes
 from producers.outbox import Outbox
 from producers.runner import Producer
-from shared.redis_server import RedisServer, free_port
 from tests.sse_client import SSEClient
 from tests.test_mqtt_decoders import ESPHOME_TEMP_CONFIG, TASMOTA_BME280, ZIGBEE_AQARA
 
@@ -105,7 +105,7 @@ def test_firmware_messages_reach_the_stream_and_history_within_a_second(
     stack = make_stack(tmp_path, redis_url, broker)
     device = None
     try:
-        stack.start("recorder", ["-m", "web.recorder"])
+        stack.start("recorder", ["-m", "recorder"])
         url = stack.start_web()
         stack.start("bridge", ["-m", "producers.mqtt"])
         wait_for(lambda: "subscribing" in bridge_log(stack), what="bridge subscribed")

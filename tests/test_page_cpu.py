@@ -41,7 +41,7 @@ def three_sensors(tmp_path: Path, redis_url: str) -> Iterator[Stack]:
         log_dir=tmp_path / "logs",
     )
     try:
-        stack.start("recorder", ["-m", "web.recorder"])
+        stack.start("recorder", ["-m", "recorder"])
         for source in SOURCES:
             stack.start(f"producer-{source}", ["-m", "producers"], SOURCE=source)
         stack.env["URL"] = stack.start_web()

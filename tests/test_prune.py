@@ -8,11 +8,13 @@ from pathlib import Path
 
 from recorder.prune import Maintenance
 from shared import store
-from shared.bus import Event
+from shared.events import Event
 from shared.reading import Reading
+from shared.settings import Settings
 
 DAY = 86400.0
 T0 = 1763712000.0
+DEFAULTS = store.Retention.from_settings(Settings.from_env({}))
 METRICS = ("temperature_c", "humidity_pct", "pressure_hpa", "cpu_temp_c", "fan_rpm", "power_w")
 
 
@@ -71,7 +73,7 @@ def test_the_thread_packs_and_stops(tmp_path: Path) -> None:
     conn = store.connect(path)
     store.init_db(conn)
     store.insert_events(conn, day_of_readings(0, every=60))
-    maintenance = Maintenance(path, store.Retention(), clock=lambda: T0 + 2 * DAY)
+    maintenance = Maintenance(path, DEFAULTS, clock=lambda: T0 + 2 * DAY)
     maintenance.start()
     deadline = time.monotonic() + 30
     while maintenance.packed < 1440 and time.monotonic() < deadline:

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from shared import sensor_settings, store
-from shared.bus import Event
+from shared.events import Event
 from shared.reading import Reading
 from shared.sensor_settings import InvalidSettings, SensorSettings, parse
 

@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 
 from shared import store
-from shared.bus import Event
+from shared.events import Event
 from shared.reading import Reading
 
 T0 = 1763712000.0

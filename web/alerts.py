@@ -17,8 +17,7 @@ import redis
 from flask import Blueprint, Response, jsonify
 
 from shared.alerts import targets_key
-from web import db
-from web.services import services
+from web import db, worker
 
 logger = logging.getLogger(__name__)
 
@@ -93,9 +92,9 @@ def _rows(conn: sqlite3.Connection, sql: str, args: tuple = ()) -> list[dict[str
 
 def targets() -> list[dict[str, Any]]:
     """Each notification target's health as the recorder's notifier last reported it."""
-    svc = services()
+    bus = worker.bus()
     try:
-        raw = svc.redis.hgetall(targets_key(svc.settings.redis_channel))
+        raw = bus.client.hgetall(targets_key(bus.channel))
     except redis.RedisError as exc:
         logger.warning("alert targets unavailable: %s", exc)
         return []

@@ -1,4 +1,4 @@
-"""The JSON and CSV API over the history (DESIGN.md section 4)."""
+"""The JSON and CSV API over the history (docs/architecture.md, "HTTP interface")."""
 
 from __future__ import annotations
 
@@ -19,8 +19,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from shared import store
 from shared.reading import Reading, unit_of
-from web import db, params, sensor_settings
-from web.services import services
+from web import db, params, sensor_settings, worker
 
 logger = logging.getLogger(__name__)
 
@@ -34,9 +33,9 @@ DAY = 86400.0
 def sensors() -> Response:
     """Every known source/sensor with its metrics, last values and last error."""
     latest = {e.reading.key: e.reading for e in db.read(store.latest)}
-    svc = services()
-    if svc.hub_started:
-        for key, data in svc.hub().latest.items():
+    hub = worker.started_hub()
+    if hub is not None:
+        for key, data in hub.latest.items():
             live = Reading.from_json(data)
             if key not in latest or live.ts >= latest[key].ts:
                 latest[key] = live
@@ -47,7 +46,7 @@ def sensors() -> Response:
 
 def _sensor_errors() -> dict[tuple[str, str], dict[str, object]]:
     try:
-        return services().bus.sensor_errors()
+        return worker.bus().sensor_errors()
     except redis.RedisError as exc:
         logger.warning("sensor errors unavailable: %s", exc)
         return {}
@@ -252,8 +251,3 @@ def _rollup_row(row: store.RollupRow) -> list[object]:
 
 def _cell(name: str) -> str:
     return "'" + name if name.startswith("-") else name
-
-
-def error_body(message: str) -> str:
-    """The JSON error body every 4xx/5xx of the API uses."""
-    return json.dumps({"error": message})

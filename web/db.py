@@ -23,6 +23,7 @@ from gevent import monkey
 from gevent.threadpool import ThreadPool
 
 from shared import migrations, store
+from shared.events import Event
 
 T = TypeVar("T")
 
@@ -109,3 +110,23 @@ def _run(path: Path, query: Callable[[sqlite3.Connection], T], deadline: float) 
         raise HistoryUnavailable(f"the history cannot be read: {exc}") from None
     finally:
         conn.close()
+
+
+def latest_events(path: Path, deadline: float) -> list[Event]:
+    """The newest stored reading per sensor (empty without a database): the hub's seed."""
+    if not path.exists():
+        return []
+    return read_at(path, store.latest, deadline)
+
+
+def events_after(path: Path, last_id: str, limit: int, deadline: float) -> list[Event] | None:
+    """Stored events after a stream id, None if more than `limit` (resumes past the stream)."""
+
+    def query(conn: sqlite3.Connection) -> list[Event] | None:
+        # Counting in the index first keeps an ancient id (1-0) from decoding
+        # `limit` rows only to be refused.
+        if store.more_events_after(conn, last_id, limit):
+            return None
+        return store.events_after(conn, last_id, limit=limit)
+
+    return read_at(path, query, deadline)

@@ -1,4 +1,4 @@
-"""`POST /api/ingest`: readings pushed over HTTP by devices without MQTT (DESIGN.md s9).
+"""`POST /api/ingest`: readings pushed over HTTP by devices without MQTT (docs/mqtt.md).
 
 No outbox here: the device retries until it gets 202, and a reading's
 `seq` makes a retry harmless (the publish script drops a seq it has seen).
@@ -14,8 +14,8 @@ import redis
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
 from shared.reading import Reading, ReadingError
+from web import worker
 from web.auth import FailedLogins, token_matches
-from web.services import services
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def _error(status: int, message: str, **headers: str) -> tuple[Response, int]:
 @bp.post("/ingest")
 def ingest() -> tuple[Response, int]:
     """Take one reading or an array of them; 202 with how many were accepted."""
-    token = services().settings.ingest_token
+    token = current_app.config["SETTINGS"].ingest_token
     if not token:
         return _error(404, "ingest is off: set INGEST_TOKEN to turn it on")
     refused = _check_token(token)
@@ -60,7 +60,7 @@ def ingest() -> tuple[Response, int]:
         )  # fmt: skip
     try:
         for reading in readings:
-            services().bus.publish(reading)
+            worker.bus().publish(reading)
     except redis.RedisError as exc:
         logger.warning("ingest: Redis unavailable: %s", exc)
         return _error(503, "Redis is unavailable; retry (seq makes a retry harmless)")
@@ -113,17 +113,17 @@ def _over_limit(readings: list[Reading]) -> int:
     for reading in readings:
         counts[reading.source] = counts.get(reading.source, 0) + 1
     window = int(time.time() // RATE_WINDOW)
-    channel = services().settings.redis_channel
+    channel = worker.bus().channel
     keys = {source: f"{channel}:ingest:{window}:{source}" for source in counts}
     try:
-        pipe = services().redis.pipeline()
+        pipe = worker.bus().client.pipeline()
         for source, count in counts.items():
             pipe.incrby(keys[source], count)
             pipe.expire(keys[source], RATE_WINDOW * 2)
         totals = pipe.execute()[::2]
         over = [s for s, total in zip(counts, totals, strict=True) if total > RATE_LIMIT]
         if over:  # refused readings do not count
-            pipe = services().redis.pipeline()
+            pipe = worker.bus().client.pipeline()
             for source in counts:
                 pipe.decrby(keys[source], counts[source])
             pipe.execute()

@@ -8,9 +8,7 @@ import redis
 from flask import Blueprint, Flask, Response, jsonify, render_template
 
 from shared import sensor_settings
-from web import auth, db
-from web.recorder import group_lag
-from web.services import services
+from web import auth, db, worker
 
 bp = Blueprint("pages", __name__)
 
@@ -48,7 +46,7 @@ def healthz() -> Response:
 def readyz() -> tuple[Response, int]:
     """Ready: the worker's Redis subscription is live and the history readable."""
     problems = []
-    hub = services().hub()
+    hub = worker.hub()
     if not hub.connected:
         problems.append("the Redis subscription is not live")
     try:
@@ -56,11 +54,13 @@ def readyz() -> tuple[Response, int]:
     except db.HistoryUnavailable as exc:
         problems.append(str(exc))
     try:
-        recorder = group_lag(services().bus)
+        bus = worker.bus()
+        recorder = {**bus.recorder_lag(), **bus.recorder_storage()}
     except redis.RedisError:
         recorder = None
-    # The recorder's lag is reported, not judged: a stalled recorder must not
-    # take every web replica out of the load balancer.
+    # The recorder's lag and whether it can write the history are reported,
+    # not judged: a stalled recorder must not take every web replica out of
+    # the load balancer (the live dashboard still works without it).
     body = {
         "ready": not problems,
         "recorder": recorder,

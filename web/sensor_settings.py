@@ -14,14 +14,13 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from shared import sensor_settings
 from shared.reading import NAME_RE, unit_of
 from web import auth, db
 from web.db import HistoryUnavailable
 from web.params import BadParameter
-from web.services import services
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +60,7 @@ def put_settings(source: str, sensor: str) -> tuple[Response, int] | Response:
 
 
 def _write(source: str, sensor: str, chosen: sensor_settings.SensorSettings) -> None:
-    path = Path(services().settings.database_path)
+    path = Path(current_app.config["SETTINGS"].database_path)
     if not path.exists():
         raise HistoryUnavailable(
             f"no history yet: {path.name} does not exist (is the recorder running?)"

@@ -138,7 +138,7 @@ class Announcer(threading.Thread):
                 self.stop_event.wait(delay)
 
     def _follow(self) -> None:
-        client = connect(self.settings.redis_url or "redis://127.0.0.1:6379/0")
+        client = connect(self.settings.redis_url)
         pubsub = client.pubsub(ignore_subscribe_messages=True)
         try:
             pubsub.subscribe(self.settings.redis_channel)
