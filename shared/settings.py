@@ -95,6 +95,23 @@ def _urls(raw: str) -> tuple[str, ...]:
     return tuple(u for u in re.split(r"[\s,]+", raw) if u)
 
 
+def _sentinels(raw: str) -> tuple[tuple[str, int], ...]:
+    out = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        host, _, port = item.rpartition(":")
+        host = host.strip("[]")
+        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ValueError(f"{item!r} is not host:port")
+        out.append((host, int(port)))
+    return tuple(out)
+
+
+def _show_sentinels(value: tuple[tuple[str, int], ...]) -> str:
+    return ",".join(f"{host}:{port}" for host, port in value)
+
+
 TEXT = Parser(str, "text")
 NAME = Parser(_name, "1-64 of [A-Za-z0-9._-]")
 NAMES = Parser(_names, "comma-separated names", ",".join)
@@ -103,6 +120,7 @@ FLAG = Parser(_flag, "1/true/yes/on, else off", lambda v: "1" if v else "0")
 HEX = integer(0x03, 0x77, show=hex)
 OPTIONAL_PATH = Parser(Path, "path", lambda v: "" if v is None else str(v))
 URLS = Parser(_urls, "URLs, whitespace or comma separated", ",".join)
+SENTINELS = Parser(_sentinels, "comma-separated host:port", _show_sentinels)
 
 
 def setting(env: str, default: Any, parser: Parser, help: str, **extra: Any) -> Any:
@@ -135,6 +153,22 @@ class Settings:
     redis_channel: str = setting(
         "REDIS_CHANNEL", "readings", NAME,
         "The pub/sub channel; every Redis key the app uses starts with `<channel>:`.",
+    )  # fmt: skip
+    redis_sentinels: tuple[tuple[str, int], ...] = setting(
+        "REDIS_SENTINELS", (), SENTINELS,
+        "Redis Sentinels (host:port,...); set, every process finds the master through them"
+        " and follows a failover, and REDIS_URL gives only the user, password and database"
+        " (docs/redis-ha.md).",
+    )  # fmt: skip
+    redis_sentinel_master: str = setting(
+        "REDIS_SENTINEL_MASTER", "mymaster", NAME,
+        "The name the Sentinels monitor the master under.",
+    )  # fmt: skip
+    redis_sentinel_password: str = setting(
+        "REDIS_SENTINEL_PASSWORD", "", TEXT,
+        "Password for the Sentinels (their `default` user, which can only look the master up);"
+        " empty: none.",
+        secret=True,
     )  # fmt: skip
     stream_retention: int = setting(
         "STREAM_RETENTION", 3600, integer(60, 30 * DAY),
@@ -213,29 +247,42 @@ class Settings:
         "Read token for the dashboard, stream and API; empty: open on a trusted LAN.",
         secret=True,
     )  # fmt: skip
+    view_token: str = setting(
+        "VIEW_TOKEN", "", TEXT,
+        "Read-only token beside ACCESS_TOKEN, for wall screens: /display?token=<it> once"
+        " (docs/display.md); needs ACCESS_TOKEN.",
+        secret=True,
+    )  # fmt: skip
     query_timeout: float = setting(
         "QUERY_TIMEOUT", 10.0, number(0.05, 300.0),
         "Seconds a history read may run before it is cut and answered with a 503.",
     )  # fmt: skip
     mqtt_url: str = setting(
         "MQTT_URL", "", TEXT,
-        "The MQTT broker the bridge reads, mqtt://[user:pass@]host[:port]; empty: no bridge.",
+        "The broker the MQTT bridge reads, mqtt://[user:pass@]host[:port] (mqtts:// for TLS);"
+        " empty: no bridge. `make run` starts the bridge when it is set.",
+        secret=True,
     )  # fmt: skip
     mqtt_topics: str = setting(
-        "MQTT_TOPICS", "", TEXT, "Topics the bridge subscribes to instead of the defaults."
-    )
+        "MQTT_TOPICS", "", TEXT,
+        "The bridge's subscriptions instead of the defaults: comma-separated firmware=filter,"
+        " firmware one of tasmota, zigbee2mqtt, esphome, readings (docs/mqtt.md).",
+    )  # fmt: skip
     ha_discovery: str = setting(
         "HA_DISCOVERY", "", TEXT,
-        "Home Assistant's discovery prefix (homeassistant); empty: no discovery.",
+        "Home Assistant's discovery prefix (homeassistant): the bridge publishes every metric"
+        " as an entity; empty: no discovery.",
     )  # fmt: skip
     ingest_token: str = setting(
-        "INGEST_TOKEN", "", TEXT, "Bearer token for POST /api/ingest; empty: the route is off."
-    )
+        "INGEST_TOKEN", "", TEXT,
+        "Bearer token for POST /api/ingest (devices without MQTT); empty: the route is off (404).",
+        secret=True,
+    )  # fmt: skip
     alerts_file: Path | None = setting(
         "ALERTS_FILE", None, OPTIONAL_PATH, "The alert rules (TOML); empty: no alerts."
     )
     alert_urls: tuple[str, ...] = setting(
-        "ALERT_URLS", (), URLS, "Apprise URLs alerts are sent to; they hold secrets."
+        "ALERT_URLS", (), URLS, "Apprise URLs alerts are sent to; they hold secrets.", secret=True
     )
     public_url: str = setting(
         "PUBLIC_URL", "", TEXT, "The dashboard's address, for links in notifications."

@@ -17,6 +17,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from urllib.parse import urlencode
 
 from flask import (
     Blueprint,
@@ -28,6 +29,8 @@ from flask import (
     render_template,
     request,
 )
+
+from shared.settings import SettingsError
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +62,11 @@ MAX_FAILURES = 10
 FAILURE_WINDOW = 300.0
 MAX_TRACKED = 10_000
 _SESSION_MESSAGE = b"sensor-display session v1"
+_VIEW_MESSAGE = b"sensor-display view session v1"
+# Access levels: the full token (ACCESS_TOKEN) or the read-only one (VIEW_TOKEN).
+FULL = "full"
+VIEW = "view"
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 EXTENSION = "sensor_display_auth"
 
 
@@ -109,14 +117,9 @@ def token_matches(given: str, token: str) -> bool:
     return bool(token) and hmac.compare_digest(_digest(given), _digest(token))
 
 
-def session_value(token: str) -> str:
+def session_value(token: str, message: bytes = _SESSION_MESSAGE) -> str:
     """The cookie value for `token`: an HMAC, so the cookie never reveals the token."""
-    return hmac.new(token.encode(), _SESSION_MESSAGE, hashlib.sha256).hexdigest()
-
-
-def _has_session(token: str) -> bool:
-    cookie = request.cookies.get(COOKIE, "")[:128]
-    return hmac.compare_digest(cookie.encode("ascii", "replace"), session_value(token).encode())
+    return hmac.new(token.encode(), message, hashlib.sha256).hexdigest()
 
 
 def _bearer() -> str | None:
@@ -134,39 +137,80 @@ def _limiter() -> FailedLogins:
     return current_app.extensions[EXTENSION]
 
 
-def require_access() -> Response | tuple[Response, int] | None:
-    """before_request: let the request through, or answer 401/redirect/429."""
-    token = current_app.config["SETTINGS"].access_token
-    if not token or request.endpoint in PUBLIC_ENDPOINTS:
+def require_access() -> Response | tuple[Response, int] | str | None:
+    """before_request: let the request through, or answer 401/403/redirect/429."""
+    settings = current_app.config["SETTINGS"]
+    if not settings.access_token or request.endpoint in PUBLIC_ENDPOINTS:
         return None
-    if _has_session(token):
-        return None
-    given = _bearer()
-    if given is not None:
-        return _check_bearer(given, token)
-    if request.endpoint in PAGES:
-        return redirect("login")  # relative: works under a path prefix too
-    return _unauthorized("log in at /login or send Authorization: Bearer <token>")
+    if request.endpoint in PAGES and "token" in request.args:
+        return _token_in_url(settings.view_token)
+    level = _session_level()
+    if level is None:
+        given = _bearer()
+        if given is None:
+            if request.endpoint in PAGES:
+                return redirect("login")  # relative: works under a path prefix too
+            return _unauthorized("log in at /login or send Authorization: Bearer <token>")
+        level = _bearer_level(given)
+        if not isinstance(level, str):
+            return level
+    if level == VIEW and request.method not in READ_METHODS:
+        return jsonify(error="read-only: this needs the full access token, not a view token"), 403
+    return None
+
+
+def _session_level() -> str | None:
+    """FULL or VIEW for a valid session cookie, else None."""
+    settings = current_app.config["SETTINGS"]
+    cookie = request.cookies.get(COOKIE, "")[:128].encode("ascii", "replace")
+    if hmac.compare_digest(cookie, session_value(settings.access_token).encode()):
+        return FULL
+    view = settings.view_token
+    if view and hmac.compare_digest(cookie, session_value(view, _VIEW_MESSAGE).encode()):
+        return VIEW
+    return None
 
 
 def can_write() -> bool:
     """Whether this request may change settings: access is open, or it holds the full token."""
     token = current_app.config["SETTINGS"].access_token
-    if not token or _has_session(token):
+    if not token or _session_level() == FULL:
         return True
     given = _bearer()
     return given is not None and token_matches(given, token)
 
 
-def _check_bearer(given: str, token: str) -> tuple[Response, int] | None:
+def _bearer_level(given: str) -> str | tuple[Response, int]:
+    """FULL or VIEW for a valid Bearer token, else the 401 or 429 answer."""
+    settings = current_app.config["SETTINGS"]
     wait = _limiter().blocked_for(_client())
     if wait:
         return _too_many(wait)
-    if token_matches(given, token):
-        return None
+    if token_matches(given, settings.access_token):
+        return FULL
+    if token_matches(given, settings.view_token):
+        return VIEW
     _limiter().failed(_client())
     logger.warning("rejected a Bearer token from %s", _client())
     return _unauthorized("the Bearer token is not valid")
+
+
+def _token_in_url(view_token: str) -> Response | tuple[str, int]:
+    """A kiosk's first visit, `?token=<VIEW_TOKEN>`: set the view cookie, drop it from the URL."""
+    wait = _limiter().blocked_for(_client())
+    if wait:
+        return render_template("login.html", error="Too many attempts. Wait a few minutes."), 429
+    if not token_matches(request.args.get("token", ""), view_token):
+        _limiter().failed(_client())
+        logger.warning("wrong token in the URL from %s", _client())
+        return render_template("login.html", error="That token is not right."), 401
+    rest = {k: v for k, v in request.args.items(multi=True) if k != "token"}
+    # Relative, so it works under a path prefix: "display?dim=...", or "./" for the dashboard.
+    here = request.path.rsplit("/", 1)[-1] or "./"
+    response = redirect(f"{here}?{urlencode(rest)}" if rest else here, code=303)
+    _set_session(response, session_value(view_token, _VIEW_MESSAGE))
+    logger.info("view session from %s", _client())
+    return response
 
 
 def _unauthorized(message: str) -> tuple[Response, int]:
@@ -192,22 +236,32 @@ def login() -> Response | tuple[str, int] | str:
     wait = _limiter().blocked_for(_client())
     if wait:
         return render_template("login.html", error="Too many attempts. Wait a few minutes."), 429
-    if not token_matches(request.form.get("token", ""), token):
+    given = request.form.get("token", "")
+    view = current_app.config["SETTINGS"].view_token
+    if token_matches(given, token):
+        cookie = session_value(token)
+    elif token_matches(given, view):
+        cookie = session_value(view, _VIEW_MESSAGE)
+    else:
         _limiter().failed(_client())
         logger.warning("failed login from %s", _client())
         return render_template("login.html", error="That token is not right."), 401
     _limiter().clear(_client())
     logger.info("login from %s", _client())
     response = redirect("./", code=303)
+    _set_session(response, cookie)
+    return response
+
+
+def _set_session(response: Response, value: str) -> None:
     response.set_cookie(
         COOKIE,
-        session_value(token),
+        value,
         max_age=COOKIE_MAX_AGE,
         httponly=True,
         secure=_is_https(),
         samesite="Lax",
     )
-    return response
 
 
 @bp.post("/logout")
@@ -232,6 +286,22 @@ def init_app(app: Flask) -> None:
     app.extensions[EXTENSION] = FailedLogins()
     app.register_blueprint(bp)
     app.before_request(require_access)
-    token = app.config["SETTINGS"].access_token
-    if token and len(token) < MIN_TOKEN_CHARS:
-        logger.warning("ACCESS_TOKEN is short; use at least %d random characters", MIN_TOKEN_CHARS)
+    settings = app.config["SETTINGS"]
+    check_tokens(settings.access_token, settings.view_token)
+    for name, token in (
+        ("ACCESS_TOKEN", settings.access_token),
+        ("VIEW_TOKEN", settings.view_token),
+    ):
+        if token and len(token) < MIN_TOKEN_CHARS:
+            logger.warning("%s is short; use at least %d random characters", name, MIN_TOKEN_CHARS)
+
+
+def check_tokens(access_token: str, view_token: str) -> None:
+    """Refuse a VIEW_TOKEN that cannot work: without ACCESS_TOKEN, or equal to it."""
+    if view_token and not access_token:
+        raise SettingsError(
+            "VIEW_TOKEN needs ACCESS_TOKEN: with no full token access is open and nobody could"
+            " change settings; set both, or neither"
+        )
+    if view_token and token_matches(view_token, access_token):
+        raise SettingsError("VIEW_TOKEN must differ from ACCESS_TOKEN")

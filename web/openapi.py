@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify
 
-from web import alerts, api, auth, params
+from web import alerts, api, auth, params, sensor_settings
 
 bp = Blueprint("openapi", __name__, url_prefix="/api")
 
@@ -199,6 +199,7 @@ def _paths(channel: str) -> dict[str, Any]:
                 },
             }
         },
+        **sensor_settings.openapi_paths(_api_errors(), _json),
         **_probe_paths(),
     }
 
@@ -299,6 +300,7 @@ def _schemas() -> dict[str, Any]:
         },
         "Sensors": _wrap("sensors", sensor),
         "Alerts": alerts.openapi_schema(),
+        "SensorSettings": sensor_settings.openapi_schema(),
         "Series": {
             "type": "object",
             "required": ["source", "sensor", "metric", "buckets"],
@@ -339,10 +341,11 @@ def spec(channel: str, protected: bool) -> dict[str, Any]:
         }
         doc["security"] = [{"bearer": []}, {"session": []}]
         for item in doc["paths"].values():
-            if item["get"].get("security") == []:
-                continue
-            item["get"]["responses"].setdefault("401", _error("no valid token or session"))
-            item["get"]["responses"].setdefault("429", _error("too many failed tokens"))
+            for method in ("get", "put"):
+                if method not in item or item[method].get("security") == []:
+                    continue
+                item[method]["responses"].setdefault("401", _error("no valid token or session"))
+                item[method]["responses"].setdefault("429", _error("too many failed tokens"))
     return doc
 
 

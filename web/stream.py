@@ -10,6 +10,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 import redis
 from flask import Blueprint, Response, current_app, request
@@ -27,10 +28,13 @@ logger = logging.getLogger(__name__)
 RETRY_MS = 2000
 # A client further behind than this reloads its history instead of replaying.
 MAX_BACKFILL = 50_000
+# How long a resume waits for Redis (a Sentinel failover takes seconds).
+RESUME_WAIT_S = 20.0
 _PAGE = 1000
 
 # The stored events after an id, or None if there are more than the limit.
 History = Callable[[str, int], list[Event] | None]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,26 +158,40 @@ def _backfill(
     except ValueError:
         raise CannotResume("the Last-Event-ID is not one of ours") from None
     sent = 0
-    seqs = HighWater()
-    try:
-        first = hub.bus.first_id()
-    except redis.RedisError as exc:
-        raise CannotResume(f"Redis is unreachable ({exc})") from None
+    seqs = hub.seqs_through(position)
+    first = yield from _from_redis(hub.bus.first_id)
     if first is None or stream_id_key(first) > position:
         events = _from_history(history, last_id)
         position, count = yield from _send(events, wanted, seqs, position)
         sent += count
     while True:
-        try:
-            events = hub.bus.read_after(f"{position[0]}-{position[1]}", count=_PAGE)
-        except redis.RedisError as exc:
-            raise CannotResume(f"Redis is unreachable ({exc})") from None
+        after = f"{position[0]}-{position[1]}"
+        events = yield from _from_redis(lambda after=after: hub.bus.read_after(after, count=_PAGE))
         if not events:
             return position, sent
         position, count = yield from _send(events, wanted, seqs, position)
         sent += count
         if sent > MAX_BACKFILL:
             raise CannotResume(f"more than {MAX_BACKFILL} events to replay")
+
+
+def _from_redis(call: Callable[[], T]) -> Generator[bytes, None, T]:
+    """`call()`, retried with heartbeats while Redis is away (a failover); else CannotResume.
+
+    A resume that arrives mid-failover waits for the new master instead of
+    making the browser reload everything (docs/architecture.md, "Failover").
+    """
+    deadline = time.monotonic() + RESUME_WAIT_S
+    delay = 0.25
+    while True:
+        try:
+            return call()
+        except redis.RedisError as exc:
+            if time.monotonic() + delay > deadline:
+                raise CannotResume(f"Redis is unreachable ({exc})") from None
+            yield encode_comment("waiting for Redis")
+            time.sleep(delay)  # gevent's sleep in a worker: other clients go on
+            delay = min(delay * 2, 1.0)
 
 
 def _from_history(history: History | None, last_id: str) -> list[Event]:
