@@ -54,7 +54,7 @@ class AlertListener(threading.Thread):
         self.connected = threading.Event()
 
     def run(self) -> None:
-        self.sock.sendall(b"GET /stream HTTP/1.0\r\nHost: test\r\n\r\n")
+        self.sock.sendall(b"GET /stream HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
         block: list[str] = []
         with contextlib.suppress(OSError, ValueError), self.sock.makefile("rb") as lines:
             for raw in lines:
