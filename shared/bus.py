@@ -149,6 +149,11 @@ class Bus:
                 continue
         return out
 
+    def recorder_storage(self) -> dict[str, object]:
+        """Whether the recorder could write the history at its last report, and if not why."""
+        error = _text(self.client.hget(self.recorder_key, "storage_error") or b"")
+        return {"history_writable": not error, "history_error": error or None}
+
     def recorder_group(self) -> dict | None:
         """The recorder's consumer group as XINFO GROUPS reports it, or None."""
         try:
