@@ -19,8 +19,9 @@ from types import FrameType
 import redis
 
 from recorder.alerts import Evaluator, evaluate, start_alerts
-from shared import store
-from shared.bus import RECORDER_GROUP, Bus, connect, parse_message
+from recorder.prune import Maintenance
+from shared import redis_conn, store
+from shared.bus import RECORDER_GROUP, Bus, parse_message
 from shared.events import Event
 from shared.marks import HighWater
 from shared.reading import Reading, ReadingError
@@ -29,9 +30,18 @@ from shared.settings import Settings
 logger = logging.getLogger(__name__)
 
 BATCH = 2000
+# Seconds between tries while the history cannot be written (disk full, read-only).
+STORAGE_RETRY_S = 1.0
+# Readings without a stream id kept in memory meanwhile (the rest are in the stream).
+UNSTORED_MAX = 100_000
 # Seconds between status reports; a report older than a few of these means
 # the recorder is down.
 STATUS_EVERY = 2.0
+# A master that stops answering (paused, cut off) must not hold the recorder
+# for ever: its blocking read waits 0.5 s, so 5 s of silence means gone.
+SOCKET_TIMEOUT = 5.0
+# Seconds between asking Sentinel whether the master moved (Sentinel mode only).
+MASTER_CHECK_EVERY = 1.0
 
 
 @dataclass
@@ -46,6 +56,8 @@ class Recorder:
     stopping: bool = False
     alerts: Evaluator | None = None
     caught_up: bool = False  # the last read found less than a batch waiting
+    storage_error: str = ""  # why the history cannot be written now, "" while it can
+    unstored: list[Event] = field(default_factory=list)
 
     def prepare(self) -> None:
         """Create the group if missing and restore the marks if Redis lost them."""
@@ -71,9 +83,31 @@ class Recorder:
         if not entries:
             return 0
         events = [e for e in (self._event(i, f) for i, f in entries) if e is not None]
-        added = self.store(events)
+        try:
+            added = self.store(events)
+        except sqlite3.OperationalError as exc:
+            # Not acknowledged: the entries stay pending (read again first next
+            # time) and the marks stay, so producers keep their outbox rows.
+            self._cannot_write(exc)
+            return 0
         self.bus.client.xack(self.bus.stream, RECORDER_GROUP, *[i for i, _ in entries])
         return added
+
+    def _cannot_write(self, exc: sqlite3.OperationalError) -> None:
+        """Say so once per outage, then wait a little before the next try."""
+        if not self.storage_error:
+            logger.error(
+                "the history cannot be written (%s): not acknowledging; readings wait in the"
+                " Redis stream and the producers' outboxes until it can",
+                exc,
+            )
+        self.storage_error = str(exc)
+        time.sleep(STORAGE_RETRY_S)
+
+    def _can_write(self) -> None:
+        if self.storage_error:
+            logger.info("the history can be written again; catching up")
+            self.storage_error = ""
 
     def _read(self, start: str, block_ms: int) -> list[tuple[bytes, dict]]:
         reply = self.bus.client.xreadgroup(
@@ -97,6 +131,7 @@ class Recorder:
         if not events:
             return 0
         added = store.insert_events(self.conn, events)
+        self._can_write()
         self.inserted += added
         if self.alerts is not None:
             evaluate(self.alerts.observe, events)
@@ -109,27 +144,40 @@ class Recorder:
         return added
 
     def store_messages(self, pubsub: redis.client.PubSub) -> int:
-        """Record readings that came without a stream id (stock flask-sse)."""
-        events = []
+        """Record readings that came without a stream id (stock flask-sse).
+
+        They are in no stream: while the history cannot be written they wait
+        here (the newest UNSTORED_MAX of them).
+        """
         while (message := pubsub.get_message(timeout=0)) is not None:
             try:
                 event = parse_message(message["data"])
             except ReadingError:
                 continue  # the web hub logs and counts these
             if event.id is None:
-                events.append(event)
-        return self.store(events)
+                self.unstored.append(event)
+        del self.unstored[:-UNSTORED_MAX]
+        try:
+            added = self.store(self.unstored)
+        except sqlite3.OperationalError as exc:
+            self._cannot_write(exc)
+            return 0
+        self.unstored.clear()
+        return added
 
 
 def run(settings: Settings) -> None:
     """Record until SIGTERM, reconnecting to Redis with capped backoff."""
     conn = store.connect(settings.database_path)
     store.init_db(conn)
-    client = connect(settings.redis_url)
+    client = redis_conn.client(settings, socket_timeout=SOCKET_TIMEOUT)
     bus = Bus.for_settings(client, settings)
     # One recorder, one fixed consumer name: a restart reclaims its own pending.
     recorder = Recorder(bus, conn, alerts=start_alerts(settings, conn, client))
     _stop_on_signals(recorder)
+    # Packing and pruning beside the ingest, on a connection of their own.
+    maintenance = Maintenance(settings.database_path, store.Retention.from_settings(settings))
+    maintenance.start()
     backoff = 0.25
     while not recorder.stopping:
         try:
@@ -138,7 +186,8 @@ def run(settings: Settings) -> None:
         except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
             logger.warning("Redis unavailable (%s); retrying in %.1fs", exc, backoff)
             time.sleep(backoff)
-            backoff = min(backoff * 2, 5.0)
+            backoff = min(backoff * 2, redis_conn.retry_cap(client, 5.0))
+    maintenance.stop()
     if recorder.alerts is not None and recorder.alerts.notifier is not None:
         recorder.alerts.notifier.stop()
     conn.close()
@@ -149,9 +198,15 @@ def _session(recorder: Recorder) -> None:
     recorder.prepare()
     pubsub = recorder.bus.client.pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe(recorder.bus.channel)
-    status_at = 0.0
+    status_at = checked_at = 0.0
     try:
         while not recorder.stopping:
+            if time.monotonic() - checked_at > MASTER_CHECK_EVERY:
+                checked_at = time.monotonic()
+                # A subscription is not told its node was demoted or paused
+                # (docs/architecture.md, "Failover").
+                if redis_conn.master_moved(recorder.bus.client, pubsub.connection):
+                    raise redis.ConnectionError("the master moved; reconnecting")
             try:
                 recorder.step(block_ms=500)
             except redis.ResponseError as exc:
@@ -173,9 +228,11 @@ def _session(recorder: Recorder) -> None:
 
 def _publish_status(recorder: Recorder) -> None:
     """Lag, totals and the hold position in Redis (hash <channel>:recorder)."""
-    status: dict[str, float] = {
+    status: dict[str, float | str] = {
         **recorder.bus.recorder_lag(),
         "inserted": recorder.inserted,
+        "storage_ok": 0 if recorder.storage_error else 1,
+        "storage_error": recorder.storage_error,
         "ts": time.time(),
     }
     recorder.bus.client.hset(recorder.bus.recorder_key, mapping=status)
