@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import _socket
 import socket
 import threading
 from collections.abc import Iterator
@@ -160,7 +161,7 @@ def test_gevent_still_keeps_a_raw_socket_under_its_own() -> None:
 
     sock = gevent.socket.socket()
     try:
-        assert isinstance(getattr(sock, "_sock", None), socket.SocketType), (
+        assert isinstance(getattr(sock, "_sock", None), _socket.socket), (
             "gevent no longer keeps the OS socket in `_sock`: re-check web/stream.py "
             "`_client_socket` and web/__main__.py `_OneSendSocket` against this gevent"
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import _socket  # the unpatched socket type: gevent replaces socket.socket
 import json
 import logging
 import random
@@ -186,7 +187,7 @@ class Socket:
     """The client's connection as gunicorn's gevent worker holds it."""
 
     blocking: socket.socket  # gevent's: waits by switching greenlets
-    raw: socket.SocketType  # the non-blocking socket under it
+    raw: _socket.socket  # the non-blocking OS socket under it
     chunked: bool  # gunicorn frames the body as HTTP/1.1 chunks
 
 
@@ -384,7 +385,7 @@ def _client_socket(environ: dict) -> Socket | None:
     """
     blocking = environ.get("gunicorn.socket")
     raw = getattr(blocking, "_sock", None)
-    if not isinstance(raw, socket.SocketType) or environ["REQUEST_METHOD"] != "GET":
+    if not isinstance(raw, _socket.socket) or environ["REQUEST_METHOD"] != "GET":
         return None
     return Socket(blocking, raw, environ.get("SERVER_PROTOCOL", "HTTP/1.0") != "HTTP/1.0")
 
