@@ -27,7 +27,7 @@ from shared.bus import Bus, parse_message
 from shared.events import Event, stream_id_key
 from shared.marks import HighWater
 from shared.reading import ReadingError
-from web.push import Pusher
+from web.push import Overrun, Pusher
 from web.sse import encode_event
 
 logger = logging.getLogger(__name__)
@@ -67,10 +67,6 @@ class HubStats:
     events_out: int = 0
     bytes_out: int = 0
     last_received: float = 0.0
-
-
-class Overrun(Exception):
-    """The client's cursor fell off the ring's tail: it was too slow."""
 
 
 class Hub:

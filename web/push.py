@@ -23,6 +23,10 @@ from web.sse import encode_comment
 
 logger = logging.getLogger(__name__)
 
+class Overrun(Exception):
+    """The client's cursor fell off the ring's tail: it was too slow."""
+
+
 # The client's next chunk from the ring (None: nothing for it); raises Overrun.
 Take = Callable[[], bytes | None]
 
@@ -74,7 +78,11 @@ class Pusher:
         """Send the client's next chunk, if it has one."""
         try:
             chunk = writer.take()
-        except Exception:  # Overrun (counted by take) or a bug: end this client only
+        except Overrun:  # counted and logged by take
+            self._fail(writer)
+            return
+        except Exception:  # a bug in one client's filter must not stop the hub's loop
+            logger.exception("ended a stream whose next chunk failed")
             self._fail(writer)
             return
         if chunk is not None:
@@ -106,7 +114,7 @@ class Pusher:
             writer.pending = None
             try:
                 chunk = writer.take()
-            except Exception:  # Overrun: dropped as slow (counted by take)
+            except Overrun:  # dropped as slow (counted and logged by take)
                 return False
             if chunk is not None:
                 writer.due = time.monotonic() + writer.heartbeat
