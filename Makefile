@@ -11,7 +11,7 @@ help:
 	@echo "make run    - start Redis, a demo producer, the recorder and the web server on :9999"
 	@echo "make test   - install what the tests need and run every test"
 	@echo "make bench  - the benchmarks, side by side with stock flask-sse"
-	@echo "make lint   - ruff"
+	@echo "make lint   - ruff, and import-linter for the layers"
 
 $(VENV)/.local: requirements/base.txt requirements/web.txt requirements/producer.txt requirements/pi.txt requirements/local.txt
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,7 @@ test: $(VENV)/.dev assets
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 format: $(VENV)/.dev
 	$(BIN)/ruff check --fix .

@@ -16,8 +16,8 @@ from bench.fanout import LoadResult, Session
 from bench.loadclient import raise_nofile
 from bench.plan import CAPACITY, FULL, QUICK, Sizes, Step
 from bench.servers import Server, start_servers, time_to_first_byte
+from devtools.redis_server import RedisServer
 from devtools.stack import Stack
-from shared.redis_server import RedisServer
 
 logger = logging.getLogger("bench")
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,11 +15,11 @@ import redis
 from producers.drivers.demo import DemoDriver
 from producers.outbox import Outbox
 from producers.runner import Producer, Sensor
+from recorder.consumer import Recorder
 from shared import store
 from shared.bus import Bus
 from shared.reading import Reading
 from shared.settings import Settings
-from web.recorder import Recorder
 
 DAY = 86400
 
@@ -67,7 +67,7 @@ def recorder_ingest(client: redis.Redis, db_path: Path, n: int) -> Figure:
             break
     elapsed = time.perf_counter() - start
     conn.close()
-    client.delete(bus.stream, bus.recorded_key)
+    client.delete(bus.stream, bus.marks.recorded_key)
     return Figure(
         "recorder ingest",
         recorder.inserted / elapsed,

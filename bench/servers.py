@@ -10,9 +10,9 @@ from dataclasses import dataclass
 import psutil
 
 from bench.publisher import ProductPublisher, Publisher, StockPublisher
+from devtools.redis_server import free_port
 from devtools.stack import Stack, wait_http
 from shared.bus import connect
-from shared.redis_server import free_port
 
 PRODUCT, STOCK = "product", "stock"
 

@@ -25,7 +25,7 @@ def main() -> int:
     try:
         redis_url = stack.start_redis()
         print(f"redis:    {redis_url}" + ("  (private, stopped on exit)" if stack.redis else ""))
-        stack.start("recorder", ["-m", "web.recorder"])
+        stack.start("recorder", ["-m", "recorder"])
         # The demo always; the host's own sensors where they can be read.
         stack.start("producer", ["-m", "producers"], SENSORS=os.environ.get("SENSORS", "demo,auto"))
         url = stack.start_web(port=int(port))

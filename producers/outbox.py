@@ -1,8 +1,9 @@
 """The producer's outbox: nothing is lost while Redis or the network is away.
 
 Readings are stored before they are published and kept until the recorder's
-high-water mark passes them, so even a Redis restart without persistence
-loses nothing: what the mark does not cover is sent again.
+recorded mark passes them, so even a Redis restart without persistence
+loses nothing: what the mark does not cover is sent again (shared/marks.py
+rules 1, 3 and 5).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 from importlib import resources
 from pathlib import Path
 
+from shared.marks import RESEND_GRACE, Key, known_to_redis
 from shared.reading import Reading
 
 logger = logging.getLogger(__name__)
@@ -77,8 +79,8 @@ class Outbox:
                 "UPDATE outbox SET sent_at = ? WHERE id = ?", [(now, i) for i in row_ids]
             )
 
-    def sent_marks(self) -> dict[tuple[str, str], int]:
-        """The highest seq per sensor that Redis accepted and the outbox still keeps."""
+    def published_marks(self) -> dict[Key, int]:
+        """Our copy of the published marks: per sensor, the highest seq Redis accepted."""
         rows = self.conn.execute(
             "SELECT source, sensor, max(seq) FROM outbox WHERE sent_at IS NOT NULL"
             " GROUP BY source, sensor"
@@ -96,11 +98,11 @@ class Outbox:
 
     def settle(
         self,
-        recorded: dict[tuple[str, str], int],
-        published: dict[tuple[str, str], int],
-        grace: float = 30.0,
+        recorded: dict[Key, int],
+        published: dict[Key, int],
+        grace: float = RESEND_GRACE,
     ) -> tuple[int, int]:
-        """Drop what the recorder stored; re-queue what Redis lost. (dropped, requeued)."""
+        """Drop what the recorder stored, re-queue what Redis lost (marks rule 5): counts."""
         dropped = requeued = 0
         cutoff = time.time() - grace
         with self.conn:
@@ -120,7 +122,7 @@ class Outbox:
             for source, sensor in stale:
                 # Sent a while ago, not recorded, and Redis no longer knows it
                 # was published: Redis restarted empty, so send it again.
-                known = published.get((source, sensor), -1)
+                known = known_to_redis(published, (source, sensor))
                 requeued += self.conn.execute(
                     "UPDATE outbox SET sent_at = NULL WHERE source = ? AND sensor = ?"
                     " AND sent_at IS NOT NULL AND sent_at < ? AND seq > ?",

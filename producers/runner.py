@@ -11,7 +11,8 @@ import redis
 
 from producers.drivers import Driver, SensorError, driver_class, names_for
 from producers.outbox import Outbox
-from shared.bus import Bus, Forgotten, connect
+from shared.bus import Bus, connect
+from shared.marks import Forgotten
 from shared.reading import Reading, ReadingError
 from shared.settings import Settings
 
@@ -95,8 +96,8 @@ class Producer:
         self.redis_next_try = 0.0
         self.settled_at = 0.0
         self.bounded_at = 0.0
-        # The last seq Redis accepted per sensor: lets Redis say it forgot some.
-        self.accepted: dict[tuple[str, str], int] = outbox.sent_marks()
+        # Our copy of the published marks: lets Redis say it forgot some (marks rule 3).
+        self.published: dict[tuple[str, str], int] = outbox.published_marks()
         self.stop_event = threading.Event()
         self.stored = threading.Event()
 
@@ -150,8 +151,8 @@ class Producer:
 
     def _connect(self) -> Bus:
         if self.bus is None:
-            url = self.settings.redis_url or "redis://127.0.0.1:6379/0"
-            self.bus = Bus.for_settings(connect(url, socket_timeout=10), self.settings)
+            client = connect(self.settings.redis_url, socket_timeout=10)
+            self.bus = Bus.for_settings(client, self.settings)
         return self.bus
 
     def _publish_all(self) -> int:
@@ -161,8 +162,8 @@ class Producer:
             try:
                 for row_id, reading in batch:
                     # None for a repeat: already in Redis, fine.
-                    bus.publish(reading, expect=self.accepted.get(reading.key))
-                    self.accepted[reading.key] = reading.seq
+                    bus.publish(reading, published=self.published.get(reading.key))
+                    self.published[reading.key] = reading.seq
                     done.append(row_id)
             except Forgotten as exc:
                 self._resend_forgotten(reading, exc.mark)
@@ -174,12 +175,12 @@ class Producer:
         return sent
 
     def _resend_forgotten(self, reading: Reading, mark: int) -> None:
-        """Redis restarted empty: queue what it lost again, before anything newer."""
+        """Redis restarted empty: queue what it lost again, before anything newer (rule 3)."""
         requeued = self.send_box.requeue_after(reading.source, reading.sensor, mark)
         if mark >= 0:
-            self.accepted[reading.key] = mark
+            self.published[reading.key] = mark
         else:
-            self.accepted.pop(reading.key, None)
+            self.published.pop(reading.key, None)
         logger.warning(
             "Redis forgot %s/%s after seq %d (restarted empty?): re-sending %d readings in order",
             reading.source,
@@ -196,7 +197,7 @@ class Producer:
                 sensor.reported = sensor.error
         if now - self.settled_at >= SETTLE_EVERY:
             self.settled_at = now
-            self.send_box.settle(bus.recorded_marks(), bus.published_marks())
+            self.send_box.settle(bus.marks.recorded(), bus.marks.published())
 
     def run(self) -> None:
         """Sample on a monotonic schedule until stopped; publish in a thread of its own.

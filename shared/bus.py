@@ -9,83 +9,23 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from shared import marks
+from shared.events import Event, stream_id_key
+from shared.marks import MarkHashes, mark_field, split_field
 from shared.reading import MAX_MESSAGE_BYTES, Reading, ReadingError
 from shared.settings import Settings
 
-# KEYS: stream, published-marks hash, recorded-marks hash (whose field @pos
-# is the stream time before which the recorder has stored everything).
-# ARGV: channel, reading JSON, retention ms, mark field ("" when the reading
-# has no seq), seq, the seq the publisher last had accepted ("" when it does
-# not know), the longest retention ms (how long unrecorded entries are held).
-# A seq at or below either mark is a repeat. A last-accepted seq above both
-# marks means Redis forgot what it accepted (restarted empty): refusing here,
-# atomically, is what stops a newer reading from overtaking the lost ones.
-# TIME makes the script non-deterministic, which Redis >= 5 replicates by
-# effects; XADD ... MINID keeps at least the retention window.
-_PUBLISH_LUA = """
-if ARGV[4] ~= '' then
-  local last, raw = -1, '-1'
-  for _, key in ipairs({KEYS[2], KEYS[3]}) do
-    local v = redis.call('HGET', key, ARGV[4])
-    if v and tonumber(v) > last then last, raw = tonumber(v), v end
-  end
-  if last >= tonumber(ARGV[5]) then return false end
-  if ARGV[6] ~= '' and last < tonumber(ARGV[6]) then
-    return redis.error_reply('FORGOTTEN ' .. raw)
-  end
-  redis.call('HSET', KEYS[2], ARGV[4], ARGV[5])
-end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local minid = now - tonumber(ARGV[3])
--- Hold what the recorder has not read yet (up to the longer limit), so a
--- recorder stopped for longer than the retention still loses nothing.
-local hold = tonumber(redis.call('HGET', KEYS[3], '@pos') or '')
-if hold then minid = math.max(math.min(minid, hold), now - tonumber(ARGV[7])) end
-local id = redis.call('XADD', KEYS[1], 'MINID', '~', minid, '*', 'r', ARGV[2])
-redis.call('PUBLISH', ARGV[1],
-  '{"data":' .. ARGV[2] .. ',"type":"reading","id":"' .. id .. '"}')
-return id
-"""
-# The recorded-marks field that holds the recorder's stream position; "@" is
-# outside the source charset, so it never collides with a "source/sensor".
-HOLD_FIELD = "@pos"
+# The recorder's consumer group on the stream (docs/architecture.md, "Processes").
+RECORDER_GROUP = "recorder"
+
 _MESSAGE_KEYS = frozenset({"data", "type", "id", "retry"})
 # Stream ids are Redis's clock in ms; a day covers any skew between hosts.
 MAX_ID_AHEAD = 86400
-
-
-class Forgotten(Exception):
-    """Redis no longer knows a reading the publisher had sent (it restarted empty)."""
-
-    def __init__(self, mark: int) -> None:
-        super().__init__(f"Redis forgot readings after seq {mark}")
-        self.mark = mark  # the highest seq Redis still knows as published or recorded
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    """A reading as it travels: with its stream id, or None if published stock."""
-
-    id: str | None
-    reading: Reading
-
-
-def stream_id_key(stream_id: str) -> tuple[int, int]:
-    """Order stream ids numerically ("ms-seq"); ValueError if malformed."""
-    ms, _, seq = stream_id.partition("-")
-    # isascii: str.isdigit() is also true for "²" and Arabic-Indic digits, which Redis refuses.
-    if not (ms + seq).isascii() or not ms.isdigit() or (seq and not seq.isdigit()):
-        raise ValueError(f"not a stream id: {stream_id!r:.40}")
-    if len(ms) > 16 or len(seq) > 16:
-        raise ValueError(f"not a stream id: {stream_id!r:.40}")
-    return int(ms), int(seq or 0)
 
 
 def parse_message(data: str | bytes) -> Event:
@@ -149,13 +89,12 @@ class Bus:
         self.client = client
         self.channel = channel
         self.stream = f"{channel}:stream"
-        self.published_key = f"{channel}:published"
-        self.recorded_key = f"{channel}:recorded"
+        self.marks = MarkHashes(client, channel)
         self.errors_key = f"{channel}:errors"
         self.recorder_key = f"{channel}:recorder"
         self.retention_ms = retention * 1000
         self.max_retention_ms = max(retention, max_retention) * 1000
-        self._publish = client.register_script(_PUBLISH_LUA)
+        self._publish = client.register_script(marks.PUBLISH_LUA)
 
     @classmethod
     def for_settings(cls, client: redis.Redis, settings: Settings) -> Bus:
@@ -164,30 +103,31 @@ class Bus:
             client, settings.redis_channel, settings.stream_retention, settings.stream_max_retention
         )
 
-    def publish(self, reading: Reading, *, expect: int | None = None) -> str | None:
-        """Publish atomically; the stream id, or None if (source, sensor, seq) was seen.
+    def publish(self, reading: Reading, *, published: int | None = None) -> str | None:
+        """Publish atomically; the stream id, or None for a repeat (marks rule 2).
 
-        `expect` is the seq of this sensor that Redis last accepted from the
-        caller; if Redis knows less, it was emptied and Forgotten is raised.
+        `published` is the caller's published mark of this sensor; if Redis
+        knows less, it was emptied and `marks.Forgotten` is raised (rule 3).
         """
         mark = "" if reading.seq is None else mark_field(reading.source, reading.sensor)
         try:
             result = self._publish(
-                keys=[self.stream, self.published_key, self.recorded_key],
+                keys=[self.stream, self.marks.published_key, self.marks.recorded_key],
                 args=[
                     self.channel,
                     reading.to_json(),
                     self.retention_ms,
                     mark,
                     reading.seq or 0,
-                    "" if expect is None else expect,
+                    "" if published is None else published,
                     self.max_retention_ms,
                 ],
             )
         except redis.ResponseError as exc:
-            if not str(exc).startswith("FORGOTTEN "):
+            forgotten = marks.parse_forgotten(str(exc))
+            if forgotten is None:
                 raise
-            raise Forgotten(int(str(exc).split()[1])) from None
+            raise forgotten from None
         return _text(result) if result else None
 
     def read_after(self, last_id: str, count: int = 1000) -> list[Event]:
@@ -205,23 +145,6 @@ class Bus:
         rows = self.client.xrevrange(self.stream, count=1)
         return _text(rows[0][0]) if rows else None
 
-    def recorded_marks(self) -> dict[tuple[str, str], int]:
-        """The recorder's high-water seq per (source, sensor)."""
-        return self._marks(self.recorded_key)
-
-    def set_recorded_position(self, ms: int) -> None:
-        """Everything in the stream before `ms` is stored: the rest is held for us."""
-        self.client.hset(self.recorded_key, HOLD_FIELD, ms)
-
-    def published_marks(self) -> dict[tuple[str, str], int]:
-        """The highest seq Redis has accepted per (source, sensor)."""
-        return self._marks(self.published_key)
-
-    def _marks(self, key: str) -> dict[tuple[str, str], int]:
-        # Only "source/sensor" fields are marks (the recorded hash also holds @pos).
-        raw = self.client.hgetall(key)
-        return {split_mark(_text(k)): int(v) for k, v in raw.items() if b"/" in k}
-
     def recorder_status(self) -> dict[str, float]:
         """The recorder's last report (lag, lag_s, pending, inserted, ts); {} if none."""
         out = {}
@@ -231,6 +154,44 @@ class Bus:
             except ValueError:
                 continue
         return out
+
+    def recorder_group(self) -> dict | None:
+        """The recorder's consumer group as XINFO GROUPS reports it, or None."""
+        try:
+            groups = self.client.xinfo_groups(self.stream)
+        except redis.ResponseError:  # no stream yet: nothing published, nothing behind
+            return None
+        names = (RECORDER_GROUP, RECORDER_GROUP.encode())
+        return next((g for g in groups if g["name"] in names), None)
+
+    def recorder_lag(self) -> dict[str, float]:
+        """How far the recorder is behind the stream, read from Redis itself.
+
+        `lag`: entries not read yet; `lag_s`: age of the oldest of them (0 when
+        none); `pending`: read but not stored and acked. It is right even while
+        the recorder is down, so /readyz and /metrics can call it directly.
+        """
+        group = self.recorder_group()
+        if group is None:
+            return {"lag": -1, "lag_s": -1.0, "pending": 0}
+        last = _text(group["last-delivered-id"])
+        oldest = self.client.xrange(self.stream, min=f"({last}", count=1)
+        age = time.time() - int(oldest[0][0].split(b"-")[0]) / 1000 if oldest else 0.0
+        lag = group.get("lag")
+        return {
+            "lag": -1 if lag is None else lag,
+            "lag_s": round(max(age, 0.0), 3),
+            "pending": group["pending"],
+        }
+
+    def hold_position(self) -> int | None:
+        """Where the recorder's group stands (marks rule 6), or None without a group."""
+        group = self.recorder_group()
+        if group is None:
+            return None
+        pending = self.client.xpending(self.stream, RECORDER_GROUP)
+        first = _text(pending["min"]) if pending["pending"] else None
+        return marks.hold_position(_text(group["last-delivered-id"]), first)
 
     def report_error(self, source: str, sensor: str, error: str | None, ts: float) -> None:
         """Record (or clear, with None) the last error of a sensor for /api/sensors."""
@@ -245,21 +206,10 @@ class Bus:
         out = {}
         for key, value in self.client.hgetall(self.errors_key).items():
             try:
-                out[split_mark(_text(key))] = json.loads(value)
+                out[split_field(_text(key))] = json.loads(value)
             except ValueError:
                 continue
         return out
-
-
-def mark_field(source: str, sensor: str) -> str:
-    """The hash field of a (source, sensor) pair; '/' is outside both charsets."""
-    return f"{source}/{sensor}"
-
-
-def split_mark(field: str) -> tuple[str, str]:
-    """Inverse of `mark_field`."""
-    source, _, sensor = field.partition("/")
-    return source, sensor
 
 
 def _text(value: bytes | str) -> str:

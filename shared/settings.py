@@ -1,12 +1,19 @@
-"""Settings from the environment: every variable named once, with its default."""
+"""Settings from the environment: ONE table, every variable named once with its default.
+
+Each field of `Settings` is a row of the table: `setting(ENV_NAME, default,
+parser, help)`. `from_env` reads every row, `.env.example` and the docs are
+generated from (or tested against) the rows, so adding a setting is adding
+one field (docs/architecture.md, "Settings").
+"""
 
 from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import MISSING, Field, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from shared.reading import NAME_RE
 
@@ -15,123 +22,208 @@ class SettingsError(ValueError):
     """A setting with a value that cannot be used; the message names it."""
 
 
-def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw, 0)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not an integer") from None
-    if not low <= value <= high:
-        raise SettingsError(f"{name}={value} is outside {low}..{high}")
-    return value
+@dataclass(frozen=True, slots=True)
+class Parser:
+    """Turns the text of a variable into its value; `describe` says what it accepts."""
+
+    parse: Callable[[str], Any]
+    describe: str
+    show: Callable[[Any], str] = str  # the default as an env file writes it
 
 
-def _float(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not a number") from None
-    if not low <= value <= high:
-        raise SettingsError(f"{name}={value} is outside {low}..{high}")
-    return value
+def integer(low: int, high: int, *, show: Callable[[Any], str] = str) -> Parser:
+    """An integer (0x.. allowed) from `low` to `high`."""
+
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw, 0)
+        except ValueError:
+            raise ValueError(f"{raw!r} is not an integer") from None
+        if not low <= value <= high:
+            raise ValueError(f"{value} is outside {low}..{high}")
+        return value
+
+    return Parser(parse, f"integer {show(low)}..{show(high)}", show)
 
 
-def _bool(env: Mapping[str, str], name: str) -> bool:
-    return env.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+def number(low: float, high: float) -> Parser:
+    """A number from `low` to `high`."""
+
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ValueError(f"{raw!r} is not a number") from None
+        if not low <= value <= high:
+            raise ValueError(f"{value} is outside {low}..{high}")
+        return value
+
+    return Parser(parse, f"number {low:g}..{high:g}", lambda v: f"{v:g}")
 
 
-def _default_source() -> str:
+def choice(*options: str, upper: bool = False) -> Parser:
+    """One of `options` (case-insensitive)."""
+
+    def parse(raw: str) -> str:
+        value = raw.upper() if upper else raw.lower()
+        if value not in options:
+            raise ValueError(f"{raw!r} must be {' or '.join(options)}")
+        return value
+
+    return Parser(parse, " | ".join(options))
+
+
+def _name(raw: str) -> str:
+    if not NAME_RE.fullmatch(raw):
+        raise ValueError(f"{raw!r} must be 1-64 of [A-Za-z0-9._-]")
+    return raw
+
+
+def _names(raw: str) -> tuple[str, ...]:
+    names = tuple(s.strip() for s in raw.split(",") if s.strip())
+    if not names:
+        raise ValueError("must name at least one")
+    return names
+
+
+def _flag(raw: str) -> bool:
+    return raw.lower() in {"1", "true", "yes", "on"}
+
+
+TEXT = Parser(str, "text")
+NAME = Parser(_name, "1-64 of [A-Za-z0-9._-]")
+NAMES = Parser(_names, "comma-separated names", ",".join)
+PATH = Parser(Path, "path")
+FLAG = Parser(_flag, "1/true/yes/on, else off", lambda v: "1" if v else "0")
+HEX = integer(0x03, 0x77, show=hex)
+
+
+def setting(env: str, default: Any, parser: Parser, help: str, **extra: Any) -> Any:
+    """One row of the table: a dataclass field that knows its variable, parser and help."""
+    meta = {"env": env, "parser": parser, "help": help, **extra}
+    if callable(default):
+        return field(default_factory=default, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def default_source() -> str:
+    """The host name, made safe for the source charset."""
     host = socket.gethostname().split(".")[0] or "localhost"
     cleaned = "".join(c if NAME_RE.fullmatch(c) else "-" for c in host)[:64]
     return cleaned or "localhost"
 
 
+DAY = 86400
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
-    """Every setting of every role; `from_env` is the only place names appear."""
+    """Every setting of every role; each field is one row of the settings table."""
 
-    redis_url: str  # "" means: start a private redis-server (make run, tests)
-    redis_channel: str = "readings"
-    stream_retention: int = 3600
-    stream_max_retention: int = 86400
-    database_path: Path = Path("data/dashboard.sqlite3")
-    outbox_path: Path = Path("data/outbox.sqlite3")
-    outbox_max_rows: int = 1_000_000
-    outbox_max_age: int = 7 * 86400
-    sensors: tuple[str, ...] = ("demo",)
-    source: str = "localhost"
-    interval: float = 1.0
-    web_workers: int = 2
-    heartbeat: float = 15.0
-    port: int = 9999
-    bind: str = "127.0.0.1"
-    bme280_address: int = 0x76
-    bme280_emulate: bool = False
-    bme280_oversampling: int = 1
-    i2c_bus: int = 1
-    sysfs_root: Path = Path("/sys")
-    access_token: str = ""
-    log_format: str = "text"
-    log_level: str = "INFO"
+    redis_url: str = setting(
+        "REDIS_URL", "redis://127.0.0.1:6379/0", TEXT,
+        "Redis to publish to and read from (rediss:// for TLS); `make run` and the tests"
+        " start a private redis-server when it is unset.",
+    )  # fmt: skip
+    redis_channel: str = setting(
+        "REDIS_CHANNEL", "readings", NAME,
+        "The pub/sub channel; every Redis key the app uses starts with `<channel>:`.",
+    )  # fmt: skip
+    stream_retention: int = setting(
+        "STREAM_RETENTION", 3600, integer(60, 30 * DAY),
+        "Seconds of readings the Redis stream keeps for Last-Event-ID replay.",
+    )  # fmt: skip
+    stream_max_retention: int = setting(
+        "STREAM_MAX_RETENTION", DAY, integer(60, 30 * DAY),
+        "Seconds the stream holds entries the recorder has not stored yet.",
+    )  # fmt: skip
+    database_path: Path = setting(
+        "DATABASE_PATH", Path("data/dashboard.sqlite3"), PATH,
+        "The history database: the recorder writes it, web reads it.",
+    )  # fmt: skip
+    outbox_path: Path = setting(
+        "OUTBOX_PATH", Path("data/outbox.sqlite3"), PATH,
+        "A producer's own SQLite outbox (readings kept until recorded).",
+    )  # fmt: skip
+    outbox_max_rows: int = setting(
+        "OUTBOX_MAX_ROWS", 1_000_000, integer(100, 100_000_000),
+        "Most readings an outbox keeps; the oldest go first beyond it.",
+    )  # fmt: skip
+    outbox_max_age: int = setting(
+        "OUTBOX_MAX_AGE", 7 * DAY, integer(60, 365 * DAY),
+        "Seconds an outbox keeps an unrecorded reading.",
+    )  # fmt: skip
+    sensors: tuple[str, ...] = setting(
+        "SENSORS", ("demo",), NAMES,
+        "Drivers to run: demo, pi_cpu, hwmon, bme280 (a comma list), or auto.",
+    )  # fmt: skip
+    source: str = setting(
+        "SOURCE", default_source, NAME,
+        "The name readings are published under (default: the host name).",
+        example="",
+    )  # fmt: skip
+    interval: float = setting(
+        "INTERVAL", 1.0, number(0.01, float(DAY)), "Seconds between readings of a sensor."
+    )
+    web_workers: int = setting(
+        "WEB_WORKERS", 2, integer(1, 64),
+        "gunicorn workers per web server; each keeps one Redis subscription.",
+    )  # fmt: skip
+    heartbeat: float = setting(
+        "HEARTBEAT_INTERVAL", 15.0, number(0.05, 60.0),
+        "Seconds between SSE heartbeat comments (proxies close idle streams).",
+    )  # fmt: skip
+    port: int = setting("PORT", 9999, integer(1, 65535), "The web server's TCP port.")
+    bind: str = setting("BIND", "127.0.0.1", TEXT, "The address the web server listens on.")
+    bme280_address: int = setting(
+        "BME280_ADDRESS", 0x76, HEX, "I2C address of the BME280 (0x76 or 0x77)."
+    )
+    bme280_emulate: bool = setting(
+        "BME280_EMULATE", False, FLAG, "Read an emulated BME280 chip (no hardware)."
+    )
+    bme280_oversampling: int = setting(
+        "BME280_OVERSAMPLING", 1, integer(1, 16), "BME280 oversampling (1, 2, 4, 8 or 16)."
+    )
+    i2c_bus: int = setting("I2C_BUS", 1, integer(0, 255), "The I2C bus number (/dev/i2c-N).")
+    sysfs_root: Path = setting(
+        "SYSFS_ROOT", Path("/sys"), PATH,
+        "Where sysfs is mounted (a container mounts the host's elsewhere).",
+    )  # fmt: skip
+    access_token: str = setting(
+        "ACCESS_TOKEN", "", TEXT,
+        "Read token for the dashboard, stream and API; empty: open on a trusted LAN.",
+        secret=True,
+    )  # fmt: skip
+    log_format: str = setting("LOG_FORMAT", "text", choice("text", "json"), "Log line format.")
+    log_level: str = setting(
+        "LOG_LEVEL", "INFO", choice("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", upper=True),
+        "Least severe level logged.",
+    )  # fmt: skip
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Build from a mapping (os.environ by default); raise SettingsError."""
+        """Build from a mapping (os.environ by default); an empty value means the default."""
         env = os.environ if env is None else env
-        channel = env.get("REDIS_CHANNEL", "readings").strip() or "readings"
-        if not NAME_RE.fullmatch(channel):
-            raise SettingsError(f"REDIS_CHANNEL={channel!r} must be 1-64 of [A-Za-z0-9._-]")
-        source = env.get("SOURCE", "").strip() or _default_source()
-        if not NAME_RE.fullmatch(source):
-            raise SettingsError(f"SOURCE={source!r} must be 1-64 of [A-Za-z0-9._-]")
-        sensors = tuple(s.strip() for s in env.get("SENSORS", "demo").split(",") if s.strip())
-        log_format = env.get("LOG_FORMAT", "text").strip().lower() or "text"
-        if log_format not in {"text", "json"}:
-            raise SettingsError(f"LOG_FORMAT={log_format!r} must be text or json")
-        return cls(
-            redis_url=env.get("REDIS_URL", "").strip(),
-            redis_channel=channel,
-            stream_retention=_int(env, "STREAM_RETENTION", 3600, 60, 30 * 86400),
-            stream_max_retention=_int(env, "STREAM_MAX_RETENTION", 86400, 60, 30 * 86400),
-            database_path=Path(env.get("DATABASE_PATH", "") or "data/dashboard.sqlite3"),
-            outbox_path=Path(env.get("OUTBOX_PATH", "") or "data/outbox.sqlite3"),
-            outbox_max_rows=_int(env, "OUTBOX_MAX_ROWS", 1_000_000, 100, 100_000_000),
-            outbox_max_age=_int(env, "OUTBOX_MAX_AGE", 7 * 86400, 60, 365 * 86400),
-            sensors=sensors or ("demo",),
-            source=source,
-            interval=_float(env, "INTERVAL", 1.0, 0.01, 86400.0),
-            web_workers=_int(env, "WEB_WORKERS", 2, 1, 64),
-            heartbeat=_float(env, "HEARTBEAT_INTERVAL", 15.0, 0.05, 60.0),
-            port=_int(env, "PORT", 9999, 1, 65535),
-            bind=env.get("BIND", "").strip() or "127.0.0.1",
-            bme280_address=_int(env, "BME280_ADDRESS", 0x76, 0x03, 0x77),
-            bme280_emulate=_bool(env, "BME280_EMULATE"),
-            bme280_oversampling=_int(env, "BME280_OVERSAMPLING", 1, 1, 16),
-            i2c_bus=_int(env, "I2C_BUS", 1, 0, 255),
-            sysfs_root=Path(env.get("SYSFS_ROOT", "") or "/sys"),
-            access_token=env.get("ACCESS_TOKEN", "").strip(),
-            log_format=log_format,
-            log_level=(env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"),
-        )
-
-    def redacted(self) -> dict[str, object]:
-        """Settings for a log line, with secrets masked."""
-        out = {f.name: getattr(self, f.name) for f in fields(self)}
-        out["access_token"] = "***" if self.access_token else ""
-        out["redis_url"] = _redact_url(self.redis_url)
-        return out
+        values = {}
+        for f in table():
+            raw = env.get(f.metadata["env"], "").strip()
+            if not raw:
+                continue
+            try:
+                values[f.name] = f.metadata["parser"].parse(raw)
+            except ValueError as exc:
+                raise SettingsError(f"{f.metadata['env']}: {exc}") from None
+        return cls(**values)
 
 
-def _redact_url(url: str) -> str:
-    if "@" not in url:
-        return url
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://***@{rest.rpartition('@')[2]}"
+def table() -> Iterator[Field]:
+    """The rows of the settings table, in order."""
+    return iter(fields(Settings))
+
+
+def default_of(row: Field) -> Any:
+    """A row's default value."""
+    return row.default_factory() if row.default is MISSING else row.default  # type: ignore[misc]
 
 
 def load_dotenv_file(path: str = ".env") -> None:

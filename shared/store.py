@@ -10,7 +10,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from shared.bus import Event, stream_id_key
+from shared.events import Event, stream_id_key
 from shared.reading import Reading
 
 # Short ranges read the raw rows (exact buckets); longer ones the minute

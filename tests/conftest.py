@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import redis
 
+from devtools.redis_server import RedisServer
 from devtools.stack import Stack
-from shared.redis_server import RedisServer
 from shared.settings import Settings
 
 
@@ -132,7 +132,7 @@ def stack(tmp_path: Path, redis_url: str) -> Iterator[RunningStack]:
         log_dir=tmp_path / "logs",
     )
     try:
-        running.start("recorder", ["-m", "web.recorder"])
+        running.start("recorder", ["-m", "recorder"])
         running.start("producer", ["-m", "producers"])
         url = running.start_web()
         yield RunningStack(running, url, redis_url, Path(running.env["DATABASE_PATH"]))

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from shared import store
-from shared.bus import Event
+from shared.events import Event
 from shared.reading import Reading
 
 NOW = time.time()

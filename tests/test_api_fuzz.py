@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, event, given, settings
 from schemathesis import GenerationMode, checks
 
 from shared import store
-from shared.bus import Event
+from shared.events import Event
 from shared.reading import Reading
 from web import create_app
 from web.openapi import spec

@@ -24,7 +24,8 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from shared import store
-from shared.bus import Bus, Event, connect
+from shared.bus import Bus, connect
+from shared.events import Event
 from shared.reading import Reading
 
 pytestmark = pytest.mark.browser
@@ -354,7 +355,7 @@ def test_login_then_live_dashboard_then_logout(browser: Browser, tmp_path: Path,
         },
     )
     try:
-        stack.start("recorder", ["-m", "web.recorder"])
+        stack.start("recorder", ["-m", "recorder"])
         stack.start("producer", ["-m", "producers"])
         url = stack.start_web()
         page = browser.new_page(viewport=DESKTOP)

@@ -10,7 +10,8 @@ import redis
 from flask import Flask
 from flask_sse import sse
 
-from shared.bus import Bus, parse_message, stream_id_key
+from shared.bus import Bus, parse_message
+from shared.events import stream_id_key
 from shared.reading import Reading, ReadingError
 
 
@@ -108,11 +109,11 @@ def test_entries_the_recorder_has_not_read_outlive_the_retention(redis_client) -
     redis_client.config_set("stream-node-max-entries", 1)
     bus = Bus(redis_client, retention=1, max_retention=60)
     first = bus.publish(reading(seq=1))
-    bus.set_recorded_position(stream_id_key(first)[0])
+    bus.marks.set_hold(stream_id_key(first)[0])
     time.sleep(1.2)  # the retention is the point: let the first entry age past it
     bus.publish(reading(seq=2))
     assert bus.first_id() == first  # held for the recorder
-    bus.set_recorded_position(int(time.time() * 1000))
-    assert bus.recorded_marks() == {}  # the position is not a sensor's mark
+    bus.marks.set_hold(int(time.time() * 1000))
+    assert bus.marks.recorded() == {}  # the position is not a sensor's mark
     bus.publish(reading(seq=3))
     assert bus.first_id() != first  # recorded: trimmed at the retention again

@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 import redis
 
+from devtools.redis_server import free_port
 from devtools.stack import Stack
 from shared.bus import Bus, connect
 from shared.reading import Reading
-from shared.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORDS = {
@@ -123,7 +123,7 @@ def test_producer_publishes_and_can_do_nothing_else(acl_redis: int) -> None:
     producer = client("producer", acl_redis)
     bus = Bus(producer)
     assert bus.publish(reading(1)) is not None
-    assert bus.recorded_marks() == {}
+    assert bus.marks.recorded() == {}
     bus.report_error("acl", "demo", "test", time.time())
     for forbidden in (
         lambda: producer.hset("readings:recorder", "lag", 0),
@@ -166,7 +166,7 @@ def test_each_role_runs_as_its_own_user(acl_redis: int, tmp_path: Path) -> None:
     stack = Stack.create(tmp_path, {"WEB_WORKERS": "1", "INTERVAL": "0.2"})
     admin = client("default", acl_redis)
     try:
-        stack.start("recorder", ["-m", "web.recorder"], REDIS_URL=url("recorder", acl_redis))
+        stack.start("recorder", ["-m", "recorder"], REDIS_URL=url("recorder", acl_redis))
         stack.start(
             "producer",
             ["-m", "producers"],

@@ -20,7 +20,6 @@ from faults.rig import HEARTBEAT, Rig, Tally, percentile, wait_for
 from sse_client import Received, SSEClient, StuckClient
 
 from shared.bus import Bus
-from web.recorder import group_lag
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -120,11 +119,11 @@ def test_recorder_stopped_then_restarted(make_rig: Callable[..., Rig]) -> None:
     rig.stack.stop("recorder")
     time.sleep(8.0)  # the recorder's downtime is the fault
     bus = Bus(redis.Redis.from_url(rig.redis.url))
-    lag = group_lag(bus)
+    lag = bus.recorder_lag()
     assert lag["lag"] > 0
     assert lag["lag_s"] > 6.0
-    rig.restart("recorder", ["-m", "web.recorder"])
-    wait_for(lambda: group_lag(bus)["lag_s"] < 1.0, 20, "the recorder to catch up")
+    rig.restart("recorder", ["-m", "recorder"])
+    wait_for(lambda: bus.recorder_lag()["lag_s"] < 1.0, 20, "the recorder to catch up")
     bus.client.close()
     tally = rig.finish()
     figures = check(tally, "recorder stopped 8 s", since, lambda c, r: True)

@@ -21,7 +21,8 @@ import redis
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from shared.bus import Bus, Event, parse_message
+from shared.bus import Bus, parse_message
+from shared.events import Event
 from shared.reading import MAX_MESSAGE_BYTES, Reading, ReadingError
 from tests.test_fuzz_reading import json_values, mutated_dicts, valid_dicts
 from web.hub import Hub

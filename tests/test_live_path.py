@@ -196,7 +196,7 @@ def test_many_clients_share_one_redis_connection(tmp_path: Path, redis_url: str)
 
 
 def test_stream_answers_200_while_redis_is_down(tmp_path: Path) -> None:
-    from shared.redis_server import free_port
+    from devtools.redis_server import free_port
 
     stack = Stack.create(
         tmp_path,

@@ -24,10 +24,10 @@ import psutil
 import pytest
 from nginx_support import NGINX, DnsStub, Nginx, render_nginx
 
+from devtools.redis_server import free_port
 from devtools.stack import Stack, wait_http
 from shared.bus import Bus, connect
 from shared.reading import Reading
-from shared.redis_server import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 import redis
 
+from devtools.redis_server import free_port
 from producers.drivers import SensorError, driver_class, names_for
 from producers.drivers.demo import DemoDriver
 from producers.outbox import Outbox
 from producers.runner import Producer, Sensor, build_sensors
 from shared.bus import Bus
 from shared.reading import Reading
-from shared.redis_server import free_port
 from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -6,12 +6,13 @@ import json
 import sqlite3
 import time
 
+import pytest
 import redis
 
+from recorder.consumer import Recorder
 from shared import store
 from shared.bus import Bus
 from shared.reading import Reading
-from web.recorder import Recorder
 
 
 def reading(seq: int | None, sensor: str = "demo") -> Reading:
@@ -33,7 +34,7 @@ def test_records_each_reading_once_and_moves_the_mark(redis_client: redis.Redis,
     assert recorder.step(block_ms=100) == 100
     assert recorder.step(block_ms=100) == 0
     assert count(db) == 100
-    assert bus.recorded_marks() == {("pi", "demo"): 100}
+    assert bus.marks.recorded() == {("pi", "demo"): 100}
 
 
 def test_a_restart_resumes_where_it_stopped(redis_client: redis.Redis, db) -> None:
@@ -62,10 +63,12 @@ def test_marks_are_rebuilt_when_redis_comes_back_empty(redis_client: redis.Redis
     recorder.step(block_ms=100)
     redis_client.flushall()
     recorder.prepare()
-    assert bus.recorded_marks() == {("pi", "demo"): 5}
+    assert bus.marks.recorded() == {("pi", "demo"): 5}
 
 
-def test_malformed_stream_entries_are_skipped_not_fatal(redis_client: redis.Redis, db) -> None:
+def test_malformed_stream_entries_are_skipped_not_fatal(
+    redis_client: redis.Redis, db, caplog: pytest.LogCaptureFixture
+) -> None:
     bus = Bus(redis_client)
     bus.publish(reading(1))
     redis_client.xadd(bus.stream, {"r": b'{"source": "pi"}'})
@@ -74,7 +77,7 @@ def test_malformed_stream_entries_are_skipped_not_fatal(redis_client: redis.Redi
     recorder = Recorder(bus, db)
     recorder.prepare()
     assert recorder.step(block_ms=100) == 2
-    assert recorder.rejected >= 1
+    assert "skipped stream entry" in caplog.text
     assert recorder.step(block_ms=100) == 0  # acked: not read again
 
 
@@ -101,16 +104,49 @@ def test_stock_flask_sse_messages_reach_the_history(redis_client: redis.Redis, d
 def test_the_recorder_publishes_where_it_stands_so_unread_entries_are_held(
     redis_client: redis.Redis, db
 ) -> None:
-    from shared.bus import HOLD_FIELD, stream_id_key
-    from web.recorder import _publish_status
+    from recorder.consumer import _publish_status
+    from shared.events import stream_id_key
 
     bus = Bus(redis_client)
     ids = [bus.publish(reading(seq)) for seq in range(1, 4)]
     recorder = Recorder(bus, db)
     recorder.prepare()
     _publish_status(recorder)
-    assert int(redis_client.hget(bus.recorded_key, HOLD_FIELD)) == 0  # nothing read yet
+    assert bus.marks.hold() == 0  # nothing read yet
     recorder.step(block_ms=100)
     _publish_status(recorder)
-    assert int(redis_client.hget(bus.recorded_key, HOLD_FIELD)) == stream_id_key(ids[-1])[0]
-    assert bus.recorded_marks() == {("pi", "demo"): 3}
+    assert bus.marks.hold() == stream_id_key(ids[-1])[0]
+    assert bus.marks.recorded() == {("pi", "demo"): 3}
+
+
+@pytest.mark.parametrize("module", ["recorder", "web.recorder"])
+def test_both_commands_run_the_recorder(module: str, redis_url: str, tmp_path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    path = tmp_path / "dashboard.sqlite3"
+    env = {**os.environ, "REDIS_URL": redis_url, "DATABASE_PATH": str(path)}
+    proc = subprocess.Popen([sys.executable, "-m", module], env=env, stderr=subprocess.PIPE)
+    try:
+        Bus(redis.Redis.from_url(redis_url)).publish(reading(1))
+        deadline = time.monotonic() + 20
+        while not (path.exists() and _stored(path)):
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "the recorder stored nothing"
+            time.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+        proc.stderr.close()
+
+
+def _stored(path) -> dict:
+    conn = store.connect(path, readonly=True)
+    try:
+        return store.high_water(conn)
+    except sqlite3.OperationalError:  # the recorder has not created the table yet
+        return {}
+    finally:
+        conn.close()

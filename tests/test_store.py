@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 from shared import store
-from shared.bus import Event
+from shared.events import Event
 from shared.reading import Reading
 
 T0 = 1763712000.0

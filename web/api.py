@@ -1,10 +1,9 @@
-"""The JSON and CSV API over the history (DESIGN.md section 4)."""
+"""The JSON and CSV API over the history (docs/architecture.md, "HTTP interface")."""
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -14,9 +13,8 @@ from flask import Blueprint, Response, jsonify, request
 
 from shared import store
 from shared.reading import Reading, unit_of
-from web import params
+from web import params, worker
 from web.db import get_db
-from web.services import services
 
 logger = logging.getLogger(__name__)
 
@@ -32,9 +30,9 @@ MAX_SERIES_SPAN = 400 * DAY
 def sensors() -> Response:
     """Every known source/sensor with its metrics, last values and last error."""
     latest = {e.reading.key: e.reading for e in store.latest(get_db())}
-    svc = services()
-    if svc.hub_started:
-        for key, data in svc.hub().latest.items():
+    hub = worker.started_hub()
+    if hub is not None:
+        for key, data in hub.latest.items():
             live = Reading.from_json(data)
             if key not in latest or live.ts >= latest[key].ts:
                 latest[key] = live
@@ -44,7 +42,7 @@ def sensors() -> Response:
 
 def _sensor_errors() -> dict[tuple[str, str], dict[str, object]]:
     try:
-        return services().bus.sensor_errors()
+        return worker.bus().sensor_errors()
     except redis.RedisError as exc:
         logger.warning("sensor errors unavailable: %s", exc)
         return {}
@@ -132,8 +130,3 @@ def _csv_lines(rows: list[Reading]) -> Iterator[str]:
 
 def _cell(name: str) -> str:
     return "'" + name if name.startswith("-") else name
-
-
-def error_body(message: str) -> str:
-    """The JSON error body every 4xx/5xx of the API uses."""
-    return json.dumps({"error": message})

@@ -1,4 +1,4 @@
-"""The Flask application: routes, error handlers, and the worker's services."""
+"""The Flask application: settings, blueprints, error handlers."""
 
 from __future__ import annotations
 
@@ -9,23 +9,22 @@ from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
 from shared.settings import Settings
-from web import api, auth, db, metrics, openapi, pages, stream
+from web import api, auth, db, metrics, openapi, pages, stream, worker
 from web.db import HistoryUnavailable
 from web.params import BadParameter
-from web.services import Services
 
 logger = logging.getLogger(__name__)
 
 
 def build_app(test_config: dict[str, Any] | None = None) -> Flask:
-    """Defaults, then the environment, then `test_config` (which may hold SETTINGS)."""
+    """Settings from the environment, unless `test_config` brings its own SETTINGS (tests)."""
     app = Flask(__name__)
     if test_config:
         app.config.update(test_config)
-    settings = app.config.get("SETTINGS") or Settings.from_env()
-    app.config["SETTINGS"] = settings
+    # Read one way everywhere: current_app.config["SETTINGS"].
+    app.config["SETTINGS"] = app.config.get("SETTINGS") or Settings.from_env()
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.extensions["sensor_display"] = Services.create(settings)
+    worker.init_app(app)
     db.init_app(app)
     pages.init_app(app)
     auth.init_app(app)

@@ -29,8 +29,6 @@ from flask import (
     request,
 )
 
-from web.services import services
-
 logger = logging.getLogger(__name__)
 
 bp = Blueprint("auth", __name__)
@@ -125,7 +123,7 @@ def _limiter() -> FailedLogins:
 
 def require_access() -> Response | tuple[Response, int] | None:
     """before_request: let the request through, or answer 401/redirect/429."""
-    token = services().settings.access_token
+    token = current_app.config["SETTINGS"].access_token
     if not token or request.endpoint in PUBLIC_ENDPOINTS:
         return None
     if _has_session(token):
@@ -164,7 +162,7 @@ def _too_many(wait: float) -> tuple[Response, int]:
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> Response | tuple[str, int] | str:
     """The login form; a correct token sets the session cookie and goes to the dashboard."""
-    token = services().settings.access_token
+    token = current_app.config["SETTINGS"].access_token
     if not token:
         return redirect("./")
     if request.method == "GET":

@@ -1,14 +1,14 @@
-"""The dashboard database, read-only, one connection per request."""
+"""The history database, read-only: one connection per request, and the hub's helpers."""
 
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
 
-from flask import Flask, g
+from flask import Flask, current_app, g
 
 from shared import store
-from web.services import services
+from shared.events import Event
 
 
 class HistoryUnavailable(Exception):
@@ -18,7 +18,7 @@ class HistoryUnavailable(Exception):
 def get_db() -> sqlite3.Connection:
     """This request's read-only connection to the history."""
     if "db" not in g:
-        path = Path(services().settings.database_path)
+        path = Path(current_app.config["SETTINGS"].database_path)
         if not path.exists():
             raise HistoryUnavailable(
                 f"no history yet: {path.name} does not exist (is the recorder running?)"
@@ -35,6 +35,26 @@ def close_db(exc: BaseException | None = None) -> None:
     db = g.pop("db", None)
     if db is not None:
         db.close()
+
+
+def latest_events(path: Path) -> list[Event]:
+    """The newest stored reading per sensor (empty if there is no database): the hub's seed."""
+    if not path.exists():
+        return []
+    conn = store.connect(path, readonly=True)
+    try:
+        return store.latest(conn)
+    finally:
+        conn.close()
+
+
+def events_after(path: Path, last_id: str, limit: int) -> list[Event]:
+    """Stored events after a stream id, for resumes the stream cannot serve."""
+    conn = store.connect(path, readonly=True)
+    try:
+        return store.events_after(conn, last_id, limit=limit)
+    finally:
+        conn.close()
 
 
 def init_app(app: Flask) -> None:

@@ -1,4 +1,4 @@
-"""gunicorn hooks: start the hub in each worker, drain its clients on shutdown."""
+"""gunicorn hooks: each worker starts its hub and metrics pusher, drains clients on exit."""
 
 from __future__ import annotations
 
@@ -7,31 +7,38 @@ from typing import Any
 
 import gevent
 
+from web import metrics, worker
+
 logger = logging.getLogger(__name__)
 
 
-def post_worker_init(worker: Any) -> None:
-    """Start the worker's hub at once, and watch for the shutdown signal."""
-    services = worker.wsgi.extensions["sensor_display"]
-    hub = services.hub()
-    gevent.spawn(_drain_on_exit, worker, hub)
+def post_worker_init(gunicorn_worker: Any) -> None:
+    """Start the worker's hub and metrics pusher at once, and watch for the shutdown signal."""
+    app = gunicorn_worker.wsgi
+    with app.app_context():
+        hub = worker.hub()
+        bus = worker.bus()
+    gevent.spawn(metrics.push_forever, hub, bus.client, bus.channel)
+    gevent.spawn(_drain_on_exit, gunicorn_worker, hub)
 
 
-def _drain_on_exit(worker: Any, hub: Any) -> None:
+def _drain_on_exit(gunicorn_worker: Any, hub: Any) -> None:
     # gunicorn flips `alive` on SIGTERM and then waits for open requests;
     # streams never end on their own, so tell them to reconnect elsewhere.
-    while worker.alive:
+    while gunicorn_worker.alive:
         gevent.sleep(0.5)
     logger.info(
-        "worker %s shutting down: telling %d clients to reconnect", worker.pid, hub.stats.clients
+        "worker %s shutting down: telling %d clients to reconnect",
+        gunicorn_worker.pid,
+        hub.stats.clients,
     )
     hub.stop()
 
 
-def worker_exit(server: Any, worker: Any) -> None:
+def worker_exit(server: Any, gunicorn_worker: Any) -> None:
     """Stop the hub if the worker exits some other way."""
-    services = getattr(worker, "wsgi", None)
-    if services is not None and hasattr(services, "extensions"):
-        hub = services.extensions["sensor_display"]._hub
-        if hub is not None:
-            hub.stop()
+    app = getattr(gunicorn_worker, "wsgi", None)
+    extensions = getattr(app, "extensions", None)
+    hub = extensions.get("hub") if extensions else None
+    if hub is not None:
+        hub.stop()

@@ -14,13 +14,15 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import gevent
 import gevent.event
 import redis
 
-from shared.bus import Bus, Event, parse_message, stream_id_key
+from shared.bus import Bus, parse_message
+from shared.events import Event, stream_id_key
+from shared.marks import HighWater
 from shared.reading import ReadingError
 from web.sse import encode_event
 
@@ -29,6 +31,8 @@ logger = logging.getLogger(__name__)
 IdKey = tuple[int, int]
 # How far back the first subscription reads to continue the seeded readings.
 SEED_CATCH_UP_MS = 60_000
+# Encoded events a worker keeps; a client further behind is dropped (it resumes).
+RING_SIZE = 8192
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +59,6 @@ class HubStats:
     events_out: int = 0
     bytes_out: int = 0
     last_received: float = 0.0
-    reasons: dict[str, int] = field(default_factory=dict)
 
 
 class Overrun(Exception):
@@ -70,7 +73,7 @@ class Hub:
         pubsub_client: redis.Redis,
         bus: Bus,
         *,
-        ring_size: int = 8192,
+        ring_size: int = RING_SIZE,
         seed: Callable[[], list[Event]] | None = None,
         heartbeat: float | None = None,
     ) -> None:
@@ -88,7 +91,7 @@ class Hub:
         self.last_key: IdKey | None = None
         self.last_id: str | None = None
         self.latest: dict[tuple[str, str], bytes] = {}
-        self._seqs: dict[tuple[str, str], int] = {}
+        self._seqs = HighWater()  # marks rule 7
         self._seed_keys: list[IdKey] = []
         self._seed = seed
         self.connected = False
@@ -240,8 +243,6 @@ class Hub:
             event = parse_message(data)
         except ReadingError as exc:
             self.stats.rejected += 1
-            reason = str(exc).split(":")[0][:60]
-            self.stats.reasons[reason] = self.stats.reasons.get(reason, 0) + 1
             logger.warning("dropped a message on %r: %s", self.bus.channel, exc)
             return 0
         return self.accept(event)
@@ -258,13 +259,10 @@ class Hub:
             # Consumed even if its seq repeats below: else _catch_up would
             # read the same re-sent entries forever.
             self.last_key, self.last_id = key, event.id
-        if reading.seq is not None:
-            # A producer re-sending its outbox after Redis came back empty.
-            last_seq = self._seqs.get(reading.key)
-            if last_seq is not None and reading.seq <= last_seq:
-                self.stats.duplicates += 1
-                return 0
-            self._seqs[reading.key] = reading.seq
+        # A producer re-sending its outbox after Redis came back empty (marks rule 7).
+        if reading.seq is not None and not self._seqs.advance(reading.key, reading.seq):
+            self.stats.duplicates += 1
+            return 0
         data = reading.to_json()
         self.latest[reading.key] = data.encode()
         self._append(

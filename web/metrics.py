@@ -18,10 +18,9 @@ import redis
 from flask import Blueprint, Response
 
 from shared import store
+from web import worker
 from web.db import HistoryUnavailable, get_db
-from web.hub import Hub
-from web.recorder import group_lag
-from web.services import services
+from web.hub import RING_SIZE, Hub
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +58,6 @@ def push_forever(hub: Hub, client: redis.Redis, channel: str) -> None:
     while not hub.stopping:
         try:
             stats = asdict(hub.stats)
-            stats.pop("reasons")
             stats["connected"] = int(hub.connected)
             hub.stats.backlog_max = 0  # a gauge over the push interval
             with client.pipeline() as pipe:
@@ -107,7 +105,7 @@ def render(
     metric(
         "client_backlog_max",
         "gauge",
-        "most events one client had queued in the last few seconds (the ring holds 8192)",
+        f"most events one client had queued in the last few seconds (the ring holds {RING_SIZE})",
         [("", max((w.get("backlog_max", 0) for w in workers), default=0))],
     )
     for name, help_ in COUNTERS.items():
@@ -129,12 +127,11 @@ def render(
 @bp.get("/metrics")
 def metrics() -> Response:
     """Prometheus text format 0.0.4."""
-    svc = services()
-    channel = svc.settings.redis_channel
+    bus = worker.bus()
     try:
-        workers = _workers(svc.redis, channel)
-        recorder = svc.bus.recorder_status()
-        lag = group_lag(svc.bus)
+        workers = _workers(bus.client, bus.channel)
+        recorder = bus.recorder_status()
+        lag = bus.recorder_lag()
     except redis.RedisError as exc:
         logger.warning("metrics from Redis unavailable: %s", exc)
         workers, recorder, lag = [], {}, None

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, current_app, jsonify
 
 from web import api, auth, params
-from web.services import services
 
 bp = Blueprint("openapi", __name__, url_prefix="/api")
 
@@ -306,5 +305,5 @@ def spec(channel: str, protected: bool) -> dict[str, Any]:
 @bp.get("/openapi.json")
 def openapi() -> Response:
     """This server's OpenAPI description."""
-    settings = services().settings
+    settings = current_app.config["SETTINGS"]
     return jsonify(spec(settings.redis_channel, protected=bool(settings.access_token)))

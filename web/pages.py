@@ -8,9 +8,8 @@ import time
 import redis
 from flask import Blueprint, Flask, Response, jsonify, render_template
 
+from web import worker
 from web.db import HistoryUnavailable, get_db
-from web.recorder import group_lag
-from web.services import services
 
 bp = Blueprint("pages", __name__)
 
@@ -37,7 +36,7 @@ def healthz() -> Response:
 def readyz() -> tuple[Response, int]:
     """Ready: the worker's Redis subscription is live and the history readable."""
     problems = []
-    hub = services().hub()
+    hub = worker.hub()
     if not hub.connected:
         problems.append("the Redis subscription is not live")
     try:
@@ -45,7 +44,7 @@ def readyz() -> tuple[Response, int]:
     except (HistoryUnavailable, sqlite3.Error) as exc:
         problems.append(str(exc))
     try:
-        recorder = group_lag(services().bus)
+        recorder = worker.bus().recorder_lag()
     except redis.RedisError:
         recorder = None
     # The recorder's lag is reported, not judged: a stalled recorder must not

@@ -10,14 +10,15 @@ import sqlite3
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import redis
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, current_app, request
 
-from shared.bus import Event, stream_id_key
-from web import params
+from shared.events import Event, stream_id_key
+from shared.marks import HighWater
+from web import db, params, worker
 from web.hub import Hub, IdKey, Overrun
-from web.services import services
 from web.sse import encode_comment, encode_event, encode_id, encode_retry
 
 logger = logging.getLogger(__name__)
@@ -151,7 +152,7 @@ def _backfill(
     except ValueError:
         raise CannotResume("the Last-Event-ID is not one of ours") from None
     sent = 0
-    seqs: dict[tuple[str, str], int] = {}
+    seqs = HighWater()
     try:
         first = hub.bus.first_id()
     except redis.RedisError as exc:
@@ -189,7 +190,7 @@ def _from_history(history: History | None, last_id: str) -> list[Event]:
 def _send(
     events: Iterable[Event],
     wanted: Filter,
-    seqs: dict[tuple[str, str], int],
+    seqs: HighWater,
     position: IdKey,
 ) -> Generator[bytes, None, tuple[IdKey, int]]:
     parts, count = [], 0
@@ -199,10 +200,8 @@ def _send(
             continue
         position = key
         reading = event.reading
-        if reading.seq is not None:
-            if reading.seq <= seqs.get(reading.key, -1):
-                continue  # re-sent after Redis came back empty
-            seqs[reading.key] = reading.seq
+        if reading.seq is not None and not seqs.advance(reading.key, reading.seq):
+            continue  # re-sent after Redis came back empty (marks rule 7)
         if wanted.match(reading.source, reading.sensor):
             parts.append(encode_event(reading.to_json(), event_id=event.id))
             count += 1
@@ -231,14 +230,19 @@ bp = Blueprint("stream", __name__)
 @bp.get("/stream")
 def stream() -> Response:
     """SSE: `event: reading` for every matching reading, resumable."""
-    svc = services()
+    settings = current_app.config["SETTINGS"]
     # Stock flask-sse lets a client pick any Redis channel; this one never does.
-    params.only_channel(request.args, svc.settings.redis_channel)
+    params.only_channel(request.args, settings.redis_channel)
     wanted = Filter(params.names(request.args, "source"), params.names(request.args, "sensor"))
     last_id = _last_event_id()
-    _drop_silent_peer(request.environ.get("gunicorn.socket"), svc.settings.heartbeat)
+    _drop_silent_peer(request.environ.get("gunicorn.socket"), settings.heartbeat)
+    path: Path = settings.database_path
     body = stream_events(
-        svc.hub(), wanted, last_id, heartbeat=svc.settings.heartbeat, history=svc.history
+        worker.hub(),
+        wanted,
+        last_id,
+        heartbeat=settings.heartbeat,
+        history=lambda after, limit: db.events_after(path, after, limit),
     )
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return StreamResponse(body, mimetype="text/event-stream", headers=headers)

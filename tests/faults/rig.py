@@ -22,10 +22,10 @@ from pathlib import Path
 
 from sse_client import Received, SSEClient
 
+from devtools.redis_server import RedisServer, free_port
 from devtools.stack import ROOT, Stack, wait_http
 from faults.proxy import TCPProxy
 from producers.outbox import Outbox
-from shared.redis_server import RedisServer, free_port
 
 SENSOR = "demo"
 # Seeded into each outbox so the first seq a producer makes is known exactly.
@@ -115,7 +115,7 @@ class Rig:
         stack = LoggedStack.create(tmp, {**ENV, "REDIS_URL": redis.url}, log_dir=tmp / "logs")
         rig = cls(tmp, redis, stack)
         try:
-            stack.start("recorder", ["-m", "web.recorder"])
+            stack.start("recorder", ["-m", "recorder"])
             for i in range(producers):
                 rig._start_producer(i, proxied=i < proxied)
             rig._start_webs(2)

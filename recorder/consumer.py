@@ -1,0 +1,180 @@
+"""The recorder's consumer: the only writer of the dashboard database.
+
+Reads the Redis stream through a consumer group (a restart resumes where it
+stopped), inserts in batches idempotent on (source, sensor, seq), publishes
+its recorded marks so producers can drop what is safely stored (marks rules
+4 and 6), and records readings from stock flask-sse publishers, which reach
+the channel only.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from types import FrameType
+
+import redis
+
+from shared import store
+from shared.bus import RECORDER_GROUP, Bus, connect, parse_message
+from shared.events import Event
+from shared.marks import HighWater
+from shared.reading import Reading, ReadingError
+from shared.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+BATCH = 2000
+# Seconds between status reports; a report older than a few of these means
+# the recorder is down.
+STATUS_EVERY = 2.0
+
+
+@dataclass
+class Recorder:
+    """Moves readings from Redis into SQLite, exactly once each."""
+
+    bus: Bus
+    conn: sqlite3.Connection
+    consumer: str = "recorder"
+    marks: HighWater = field(default_factory=HighWater)
+    inserted: int = 0
+    stopping: bool = False
+
+    def prepare(self) -> None:
+        """Create the group if missing and restore the marks if Redis lost them."""
+        try:
+            # From 0, not $: a fresh group takes what the stream still holds;
+            # the database drops what it already has.
+            self.bus.client.xgroup_create(self.bus.stream, RECORDER_GROUP, id="0", mkstream=True)
+            logger.info("created consumer group %r on %s", RECORDER_GROUP, self.bus.stream)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self.marks = HighWater(store.high_water(self.conn))
+        # Marks, not the hash's length: its @pos field can be back first.
+        if self.marks and not self.bus.marks.recorded():
+            self.bus.marks.record(self.marks)
+            logger.info("restored %d recorded marks into Redis", len(self.marks))
+
+    def step(self, block_ms: int = 1000) -> int:
+        """Read one batch (own pending entries first), store it, ack it."""
+        pending = self._read("0", 0)
+        entries = pending or self._read(">", block_ms)
+        if not entries:
+            return 0
+        events = [e for e in (self._event(i, f) for i, f in entries) if e is not None]
+        added = self.store(events)
+        self.bus.client.xack(self.bus.stream, RECORDER_GROUP, *[i for i, _ in entries])
+        return added
+
+    def _read(self, start: str, block_ms: int) -> list[tuple[bytes, dict]]:
+        reply = self.bus.client.xreadgroup(
+            RECORDER_GROUP,
+            self.consumer,
+            {self.bus.stream: start},
+            count=BATCH,
+            block=block_ms or None,
+        )
+        return [(i, f) for _, rows in reply or [] for i, f in rows if f]
+
+    def _event(self, entry_id: bytes, fields: dict) -> Event | None:
+        try:
+            return Event(entry_id.decode(), Reading.from_json(fields.get(b"r", b"")))
+        except ReadingError as exc:
+            logger.warning("skipped stream entry %s: %s", entry_id.decode(), exc)
+            return None
+
+    def store(self, events: list[Event]) -> int:
+        """Insert and advance the marks; the number of new rows."""
+        if not events:
+            return 0
+        added = store.insert_events(self.conn, events)
+        self.inserted += added
+        moved = {}
+        for event in events:
+            r = event.reading
+            if r.seq is not None and self.marks.advance(r.key, r.seq):
+                moved[r.key] = r.seq
+        self.bus.marks.record(moved)
+        return added
+
+    def store_messages(self, pubsub: redis.client.PubSub) -> int:
+        """Record readings that came without a stream id (stock flask-sse)."""
+        events = []
+        while (message := pubsub.get_message(timeout=0)) is not None:
+            try:
+                event = parse_message(message["data"])
+            except ReadingError:
+                continue  # the web hub logs and counts these
+            if event.id is None:
+                events.append(event)
+        return self.store(events)
+
+
+def run(settings: Settings) -> None:
+    """Record until SIGTERM, reconnecting to Redis with capped backoff."""
+    conn = store.connect(settings.database_path)
+    store.init_db(conn)
+    client = connect(settings.redis_url)
+    bus = Bus.for_settings(client, settings)
+    # One recorder, one fixed consumer name: a restart reclaims its own pending.
+    recorder = Recorder(bus, conn)
+    _stop_on_signals(recorder)
+    backoff = 0.25
+    while not recorder.stopping:
+        try:
+            _session(recorder)
+            backoff = 0.25
+        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+            logger.warning("Redis unavailable (%s); retrying in %.1fs", exc, backoff)
+            time.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
+    conn.close()
+    logger.info("recorder stopped after %d readings", recorder.inserted)
+
+
+def _session(recorder: Recorder) -> None:
+    recorder.prepare()
+    pubsub = recorder.bus.client.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(recorder.bus.channel)
+    status_at = 0.0
+    try:
+        while not recorder.stopping:
+            try:
+                recorder.step(block_ms=500)
+            except redis.ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                logger.warning("the stream or group vanished (Redis restarted?); recreating")
+                recorder.prepare()
+            recorder.store_messages(pubsub)
+            if time.monotonic() - status_at > STATUS_EVERY:
+                status_at = time.monotonic()
+                _publish_status(recorder)
+    finally:
+        pubsub.close()
+
+
+def _publish_status(recorder: Recorder) -> None:
+    """Lag, totals and the hold position in Redis (hash <channel>:recorder)."""
+    status: dict[str, float] = {
+        **recorder.bus.recorder_lag(),
+        "inserted": recorder.inserted,
+        "ts": time.time(),
+    }
+    recorder.bus.client.hset(recorder.bus.recorder_key, mapping=status)
+    position = recorder.bus.hold_position()
+    if position is not None:
+        recorder.bus.marks.set_hold(position)
+
+
+def _stop_on_signals(recorder: Recorder) -> None:
+    def stop(signum: int, frame: FrameType | None) -> None:
+        recorder.stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)

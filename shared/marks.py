@@ -1,0 +1,169 @@
+"""The exactly-once marks protocol: every rule in one place (docs/architecture.md, "Exactly once").
+
+A *mark* is the highest `seq` of one (source, sensor) that some party has
+taken. Four parties keep one, each under one name:
+
+- the **published mark** (Redis hash `<channel>:published`): the highest seq
+  Redis accepted; a producer keeps its own copy of it per sensor, read back
+  from its outbox at start (`Outbox.published_marks`);
+- the **recorded mark** (hash `<channel>:recorded`): the highest seq stored
+  in the history database, written by the recorder after each commit;
+- the **hold position** (field `@pos` of the recorded hash): the stream time
+  (ms) before which the recorder has stored every entry;
+- a **high-water** mark (`HighWater`): what one consumer has already passed
+  on (a web worker's hub, one client's resume, the recorder's batch).
+
+The rules, each tested by name in tests/test_marks.py:
+
+1. *Counting*: a producer numbers each sensor's readings 0, 1, 2, ... (a
+   fresh outbox starts at the current time in ms), kept across restarts, so
+   (source, sensor, seq) is unique. A reading without seq skips rules 2-7.
+2. *Publish once*: publishing a seq at or below the published or the
+   recorded mark is a repeat: nothing is added, the publish returns None.
+3. *Forgotten*: a producer whose published mark is above both Redis marks
+   sees Redis restarted empty: the publish fails with `Forgotten(mark)` and
+   the producer re-sends, in order, every row above that mark.
+4. *Recorded*: the recorder advances the recorded mark only after the rows
+   are committed; when Redis comes back without the marks it restores them
+   from the database (`store.high_water`).
+5. *Producer may drop* a sent outbox row once its seq is at or below the
+   recorded mark; a row sent more than `RESEND_GRACE` seconds ago whose seq
+   is above the published mark was lost by Redis: it is sent again.
+6. *Hold*: the publish script trims the stream at the retention but keeps
+   entries from the hold position on (for at most the longest retention),
+   so a stopped recorder loses nothing meanwhile.
+7. *Hub may skip* an event whose stream id is not after the last one it
+   passed on, or whose seq is not above its sensor's high-water mark (a
+   producer re-sending after Redis came back empty).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import redis
+
+Key = tuple[str, str]
+
+# The recorded-marks field that holds the hold position; "@" is outside the
+# source charset, so it never collides with a "source/sensor" field.
+HOLD_FIELD = "@pos"
+# Seconds a sent row waits for its recorded mark before a missing published
+# mark is believed (rule 5): the recorder writes marks after its batch.
+RESEND_GRACE = 30.0
+
+# Rules 2, 3 and 6, atomically with the publish itself.
+# KEYS: stream, published hash, recorded hash. ARGV: channel, reading JSON,
+# retention ms, mark field ("" when the reading has no seq), seq, the
+# caller's published mark ("" when it does not know), the longest retention
+# ms. TIME makes the script non-deterministic, which Redis >= 5 replicates by
+# effects; XADD ... MINID keeps at least the retention window.
+PUBLISH_LUA = """
+if ARGV[4] ~= '' then
+  local last, raw = -1, '-1'
+  for _, key in ipairs({KEYS[2], KEYS[3]}) do
+    local v = redis.call('HGET', key, ARGV[4])
+    if v and tonumber(v) > last then last, raw = tonumber(v), v end
+  end
+  if last >= tonumber(ARGV[5]) then return false end
+  if ARGV[6] ~= '' and last < tonumber(ARGV[6]) then
+    return redis.error_reply('FORGOTTEN ' .. raw)
+  end
+  redis.call('HSET', KEYS[2], ARGV[4], ARGV[5])
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local minid = now - tonumber(ARGV[3])
+local hold = tonumber(redis.call('HGET', KEYS[3], '@pos') or '')
+if hold then minid = math.max(math.min(minid, hold), now - tonumber(ARGV[7])) end
+local id = redis.call('XADD', KEYS[1], 'MINID', '~', minid, '*', 'r', ARGV[2])
+redis.call('PUBLISH', ARGV[1],
+  '{"data":' .. ARGV[2] .. ',"type":"reading","id":"' .. id .. '"}')
+return id
+"""
+
+
+class Forgotten(Exception):
+    """Rule 3: Redis no longer knows a reading the publisher had sent (it restarted empty)."""
+
+    def __init__(self, mark: int) -> None:
+        super().__init__(f"Redis forgot readings after seq {mark}")
+        self.mark = mark  # the highest seq Redis still knows as published or recorded
+
+
+def parse_forgotten(error: str) -> Forgotten | None:
+    """The Forgotten a publish error reply stands for, or None for any other error."""
+    if not error.startswith("FORGOTTEN "):
+        return None
+    return Forgotten(int(error.split()[1]))
+
+
+def mark_field(source: str, sensor: str) -> str:
+    """The hash field of a (source, sensor) pair; '/' is outside both charsets."""
+    return f"{source}/{sensor}"
+
+
+def split_field(field: str) -> Key:
+    """Inverse of `mark_field`."""
+    source, _, sensor = field.partition("/")
+    return source, sensor
+
+
+def known_to_redis(published: Mapping[Key, int], key: Key) -> int:
+    """Rule 5: the published mark of a sensor, -1 when Redis has none."""
+    return published.get(key, -1)
+
+
+def hold_position(last_delivered: str, first_pending: str | None) -> int:
+    """Rule 6: the stream ms before which the recorder's group has stored everything."""
+    return int((first_pending or last_delivered).split("-")[0])
+
+
+class HighWater(dict[Key, int]):
+    """One consumer's highest seq passed on per sensor (rules 4 and 7)."""
+
+    __slots__ = ()
+
+    def advance(self, key: Key, seq: int) -> bool:
+        """Take `seq` if it is new (above the mark): True; a repeat: False."""
+        if seq <= self.get(key, -1):
+            return False
+        self[key] = seq
+        return True
+
+
+class MarkHashes:
+    """The published and recorded marks and the hold position, as Redis keeps them."""
+
+    def __init__(self, client: redis.Redis, channel: str) -> None:
+        self.client = client
+        self.published_key = f"{channel}:published"
+        self.recorded_key = f"{channel}:recorded"
+
+    def published(self) -> dict[Key, int]:
+        """The highest seq Redis has accepted per (source, sensor)."""
+        return self._read(self.published_key)
+
+    def recorded(self) -> dict[Key, int]:
+        """The highest seq the history database holds per (source, sensor)."""
+        return self._read(self.recorded_key)
+
+    def record(self, marks: Mapping[Key, int]) -> None:
+        """Rule 4: raise recorded marks (call after the rows are committed)."""
+        if marks:
+            mapping = {mark_field(*key): seq for key, seq in marks.items()}
+            self.client.hset(self.recorded_key, mapping=mapping)
+
+    def hold(self) -> int | None:
+        """Rule 6: the hold position, or None before the recorder set one."""
+        raw = self.client.hget(self.recorded_key, HOLD_FIELD)
+        return None if raw is None else int(raw)
+
+    def set_hold(self, ms: int) -> None:
+        """Rule 6: everything in the stream before `ms` is stored; the rest is held."""
+        self.client.hset(self.recorded_key, HOLD_FIELD, ms)
+
+    def _read(self, key: str) -> dict[Key, int]:
+        # Only "source/sensor" fields are marks (the recorded hash also holds @pos).
+        raw = self.client.hgetall(key)
+        return {split_field(k.decode()): int(v) for k, v in raw.items() if b"/" in k}
