@@ -217,7 +217,8 @@ class StreamResponse(Response):
         """Like Response.__call__, without werkzeug's two iterator wrappers."""
         # ClosingIterator and iter_encoded cost two frames on every client's
         # greenlet stack and two calls per chunk; the body is bytes already
-        # and the generator's own close() is what releases the hub.
+        # and the generator's own close() is what releases the hub. `_on_close`
+        # is werkzeug's, private (docs/architecture.md, "Private APIs").
         if self._on_close or environ["REQUEST_METHOD"] == "HEAD":
             return super().__call__(environ, start_response)
         start_response(self.status, self.get_wsgi_headers(environ).to_wsgi_list())
