@@ -70,7 +70,7 @@ def choice(*options: str, upper: bool = False) -> Parser:
             raise ValueError(f"{raw!r} must be {' or '.join(options)}")
         return value
 
-    return Parser(parse, " | ".join(options))
+    return Parser(parse, " or ".join(options) if len(options) < 3 else ", ".join(options))
 
 
 def _name(raw: str) -> str:
@@ -98,9 +98,12 @@ FLAG = Parser(_flag, "1/true/yes/on, else off", lambda v: "1" if v else "0")
 HEX = integer(0x03, 0x77, show=hex)
 
 
-def setting(env: str, default: Any, parser: Parser, help: str, **extra: Any) -> Any:
-    """One row of the table: a dataclass field that knows its variable, parser and help."""
-    meta = {"env": env, "parser": parser, "help": help, **extra}
+def setting(env: str, default: Any, parser: Parser, help: str, *, shown: str = "") -> Any:
+    """One row of the table: a dataclass field that knows its variable, parser and help.
+
+    A callable default is computed at read time; `shown` then says in words what it is.
+    """
+    meta = {"env": env, "parser": parser, "help": help, "shown": shown}
     if callable(default):
         return field(default_factory=default, metadata=meta)
     return field(default=default, metadata=meta)
@@ -158,9 +161,8 @@ class Settings:
         "Drivers to run: demo, pi_cpu, hwmon, bme280 (a comma list), or auto.",
     )  # fmt: skip
     source: str = setting(
-        "SOURCE", default_source, NAME,
-        "The name readings are published under (default: the host name).",
-        example="",
+        "SOURCE", default_source, NAME, "The name readings are published under.",
+        shown="the host name",
     )  # fmt: skip
     interval: float = setting(
         "INTERVAL", 1.0, number(0.01, float(DAY)), "Seconds between readings of a sensor."
@@ -192,7 +194,6 @@ class Settings:
     access_token: str = setting(
         "ACCESS_TOKEN", "", TEXT,
         "Read token for the dashboard, stream and API; empty: open on a trusted LAN.",
-        secret=True,
     )  # fmt: skip
     log_format: str = setting("LOG_FORMAT", "text", choice("text", "json"), "Log line format.")
     log_level: str = setting(

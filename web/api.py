@@ -12,7 +12,7 @@ import redis
 from flask import Blueprint, Response, jsonify, request
 
 from shared import store
-from shared.reading import Reading, unit_of
+from shared.reading import UNITS, Reading, unit_of
 from web import params, worker
 from web.db import get_db
 
@@ -24,6 +24,10 @@ HOUR = 3600.0
 DAY = 86400.0
 MAX_RAW_SPAN = 31 * DAY
 MAX_SERIES_SPAN = 400 * DAY
+# The unit table for the browser, in display order (its one source: shared/reading.py).
+UNITS_JSON = {
+    suffix: {"symbol": u.symbol, "digits": u.digits, "label": u.label} for suffix, u in UNITS.items()
+}
 
 
 @bp.get("/sensors")
@@ -37,7 +41,10 @@ def sensors() -> Response:
             if key not in latest or live.ts >= latest[key].ts:
                 latest[key] = live
     errors = _sensor_errors()
-    return jsonify(sensors=[_sensor_entry(r, errors.get(k)) for k, r in sorted(latest.items())])
+    return jsonify(
+        sensors=[_sensor_entry(r, errors.get(k)) for k, r in sorted(latest.items())],
+        units=UNITS_JSON,
+    )
 
 
 def _sensor_errors() -> dict[tuple[str, str], dict[str, object]]:

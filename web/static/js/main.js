@@ -1,8 +1,9 @@
 // The dashboard: a snapshot from /api/sensors, history from /api/series, then
-// live readings from one EventSource (DESIGN.md section 6).
+// live readings from one EventSource (docs/architecture.md, "Data path").
 /* global Chart */
 import { exportUrl, fetchSensors, fetchSeries, RANGES } from "./api.js";
 import { showConnection } from "./connection.js";
+import { setUnits } from "./format.js";
 import { LiveStream } from "./stream.js";
 import { theme, watchTheme } from "./theme.js";
 import { SensorView } from "./view.js";
@@ -55,9 +56,10 @@ function viewOf(source, sensor) {
 }
 
 /** Merge a /api/sensors answer into the page. */
-function applySnapshot(list) {
+function applySnapshot({ sensors, units }) {
+  setUnits(units);
   const created = [];
-  for (const item of list) {
+  for (const item of sensors) {
     if (!item || typeof item.source !== "string" || typeof item.sensor !== "string") continue;
     if (!wanted(item.source, item.sensor)) continue;
     const isNew = !views.has(`${item.source}/${item.sensor}`);

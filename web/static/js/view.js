@@ -42,10 +42,10 @@ export class SensorView {
     this.charts = new SensorCharts(chartsEl, document.getElementById("tpl-chart"));
   }
 
-  /** Add a metric's card and chart line, once; `unit` from the API wins over the suffix. */
+  /** Add a metric's card and chart line, once; `unit` from the API, else the name's suffix. */
   addMetric(metric, unit) {
     if (this.metrics.has(metric)) return false;
-    const resolved = unitOf(metric) || unit || "";
+    const resolved = unit || unitOf(metric);
     const color = this.metrics.size % PALETTE_SIZE;
     const card = clone("tpl-card");
     card.dataset.card = `${this.key}/${metric}`;
