@@ -1,4 +1,5 @@
-"""`make run`: Redis (private unless REDIS_URL is set), recorder, producers, web."""
+"""`make run`: Redis (private unless REDIS_URL is set), recorder, producers, web;
+the MQTT bridge too when MQTT_URL is set."""
 
 from __future__ import annotations
 
@@ -8,7 +9,16 @@ import sys
 import time
 from pathlib import Path
 
+from dotenv import dotenv_values
+
 from devtools.stack import ROOT, Stack
+
+
+def start_bridge(stack: Stack, mqtt_url: str) -> None:
+    """The MQTT bridge (MQTT_URL is set), with an outbox of its own beside the producer's."""
+    outbox = Path(stack.env["OUTBOX_PATH"]).with_name("mqtt-outbox.sqlite3")
+    stack.start("mqtt-bridge", ["-m", "producers.mqtt"], OUTBOX_PATH=str(outbox))
+    print(f"mqtt:     {mqtt_url.rpartition('@')[2]}  (the bridge, python -m producers.mqtt)")
 
 
 def main() -> int:
@@ -28,6 +38,10 @@ def main() -> int:
         stack.start("recorder", ["-m", "recorder"])
         # The demo always; the host's own sensors where they can be read.
         stack.start("producer", ["-m", "producers"], SENSORS=os.environ.get("SENSORS", "demo,auto"))
+        # From the environment or .env (which the bridge reads itself).
+        mqtt_url = os.environ.get("MQTT_URL") or dotenv_values(ROOT / ".env").get("MQTT_URL")
+        if mqtt_url:
+            start_bridge(stack, mqtt_url)
         url = stack.start_web(port=int(port))
         print(f"dashboard: {url}   (Ctrl-C stops every process started here)", flush=True)
         while all(p.poll() is None for p in stack.procs.values()):

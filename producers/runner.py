@@ -206,8 +206,7 @@ class Producer:
         takes seconds); sampling must not, so a reading is taken on time and
         kept in the outbox whatever Redis does.
         """
-        publisher = threading.Thread(target=self._publish_loop, name="publisher", daemon=True)
-        publisher.start()
+        publisher = self.start_publisher()
         interval = self.settings.interval
         start = time.monotonic()
         ticks = 0
@@ -224,6 +223,12 @@ class Producer:
         # A publish hanging on a dead link is not worth waiting for: what it
         # did not mark as sent is sent again, and Redis drops the repeat.
         publisher.join(timeout=3)
+
+    def start_publisher(self) -> threading.Thread:
+        """Publish whatever is stored, from a thread of its own, until stopped."""
+        publisher = threading.Thread(target=self._publish_loop, name="publisher", daemon=True)
+        publisher.start()
+        return publisher
 
     def _publish_loop(self) -> None:
         """Publish whatever the sampler stored, until stopped."""

@@ -195,6 +195,20 @@ class Settings:
         "ACCESS_TOKEN", "", TEXT,
         "Read token for the dashboard, stream and API; empty: open on a trusted LAN.",
     )  # fmt: skip
+    mqtt_url: str = setting(
+        "MQTT_URL", "", TEXT,
+        "The MQTT broker the bridge reads, mqtt://[user:pass@]host[:port]; empty: no bridge.",
+    )  # fmt: skip
+    mqtt_topics: str = setting(
+        "MQTT_TOPICS", "", TEXT, "Topics the bridge subscribes to instead of the defaults."
+    )
+    ha_discovery: str = setting(
+        "HA_DISCOVERY", "", TEXT,
+        "Home Assistant's discovery prefix (homeassistant); empty: no discovery.",
+    )  # fmt: skip
+    ingest_token: str = setting(
+        "INGEST_TOKEN", "", TEXT, "Bearer token for POST /api/ingest; empty: the route is off."
+    )
     log_format: str = setting("LOG_FORMAT", "text", choice("text", "json"), "Log line format.")
     log_level: str = setting(
         "LOG_LEVEL", "INFO", choice("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", upper=True),

@@ -9,19 +9,16 @@ phone does not scroll sideways. The desktop run saves a screenshot
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import random
-import shutil
 import time
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from browser_support import Problems, chromium, get_json, is_stream
+from playwright.sync_api import Browser, Page, expect
 
 from shared import store
 from shared.bus import Bus, connect
@@ -30,16 +27,6 @@ from shared.reading import Reading
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ROOT = Path(__file__).resolve().parent.parent
 # The README's picture is refreshed on request; a plain run leaves the tree clean.
 SCREENSHOT = ROOT / (
@@ -47,63 +34,14 @@ SCREENSHOT = ROOT / (
 )
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
-# Collected in the page before any of its own scripts run; Playwright's init
-# scripts are not subject to the page's CSP.
-WATCH_CSP = """
-window.__cspViolations = [];
-document.addEventListener("securitypolicyviolation", (e) => {
-  window.__cspViolations.push(`${e.violatedDirective} blocked ${e.blockedURI || "inline"}`);
-});
-"""
 HOSTILE = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>&amp;'
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     """Debian's Chromium, headless, with nothing that phones home."""
-    if CHROMIUM is None:
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with chromium() as browser:
         yield browser
-        browser.close()
-
-
-class Problems:
-    """Console errors, uncaught exceptions and failed requests of one page."""
-
-    def __init__(self, page: Page) -> None:
-        self.page = page
-        self.items: list[str] = []
-        page.add_init_script(WATCH_CSP)
-        page.on("console", self._console)
-        page.on("pageerror", lambda error: self.items.append(f"uncaught: {error}"))
-        page.on("response", self._response)
-
-    def _console(self, message) -> None:
-        if message.type == "error":
-            self.items.append(f"console: {message.text}")
-
-    def _response(self, response) -> None:
-        # /stream is cut when the page closes; anything else failing is a bug.
-        if response.status >= 400 and not is_stream(response.url):
-            self.items.append(f"HTTP {response.status}: {response.url}")
-
-    def check(self) -> None:
-        """Fail with every problem seen, CSP violations included."""
-        violations = self.page.evaluate("window.__cspViolations || []")
-        assert self.items + [f"CSP: {v}" for v in violations] == []
-
-
-def is_stream(url: str) -> bool:
-    """The SSE endpoint (and not /static/js/stream.js)."""
-    return urllib.parse.urlsplit(url).path == "/stream"
-
-
-def get_json(url: str) -> dict:
-    """GET a JSON document from the stack."""
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return json.load(response)
 
 
 def wait_for_sensor(base_url: str, timeout: float = 30.0) -> dict:

@@ -132,10 +132,22 @@ def test_producer_publishes_and_can_do_nothing_else(acl_redis: int) -> None:
         lambda: producer.flushall(),
         lambda: producer.publish("elsewhere", "x"),
         lambda: producer.keys("*"),
+        lambda: _subscribe(producer, "elsewhere"),
     ):
         with pytest.raises(redis.exceptions.NoPermissionError):
             forbidden()
+    # The MQTT bridge follows the channel to feed Home Assistant.
+    assert _subscribe(producer, "readings")["type"] == "subscribe"
     producer.close()
+
+
+def _subscribe(user: redis.Redis, channel: str) -> dict:
+    pubsub = user.pubsub()
+    try:
+        pubsub.subscribe(channel)
+        return pubsub.get_message(timeout=2)  # the reply, or the ACL's refusal raised
+    finally:
+        pubsub.close()
 
 
 def test_web_reads_and_subscribes_but_cannot_write(acl_redis: int) -> None:

@@ -28,8 +28,11 @@ PASSWORDS = {
     "REDIS_PRODUCER_PASSWORD": "producer-secret",
     "REDIS_WEB_PASSWORD": "web-secret",
     "REDIS_RECORDER_PASSWORD": "recorder-secret",
+    "MQTT_BRIDGE_PASSWORD": "bridge-secret",
+    "MQTT_DEVICE_PASSWORD": "device-secret",
+    "MQTT_URL": "mqtt://bridge:bridge-secret@broker.lan:1883",
 }
-PROFILES = ["demo", "server", "pi", "nginx"]
+PROFILES = ["demo", "server", "pi", "nginx", "mqtt", "mqtt-bridge"]
 
 
 def tool(name: str, install: str) -> str:
@@ -184,8 +187,13 @@ def test_compose_renders_every_service(stack: dict) -> None:
         "producer-server",
         "producer-pi",
         "nginx",
+        "mosquitto",
+        "mqtt-bridge",
+        "mqtt-bridge-external",
     }
     profiles = {name: svc.get("profiles", []) for name, svc in stack["services"].items()}
+    assert profiles["mosquitto"] == profiles["mqtt-bridge"] == ["mqtt"]
+    assert profiles["mqtt-bridge-external"] == ["mqtt-bridge"]
     assert profiles["producer-demo"] == ["demo"]
     assert profiles["producer-server"] == ["server"]
     assert profiles["producer-pi"] == ["pi"]
@@ -214,6 +222,8 @@ def test_redis_is_private_and_protected(stack: dict) -> None:
         "producer-demo": "producer",
         "producer-server": "producer",
         "producer-pi": "producer",
+        "mqtt-bridge": "producer",
+        "mqtt-bridge-external": "producer",
     }
     for service, user in users.items():
         url = services[service]["environment"]["REDIS_URL"]
@@ -233,7 +243,7 @@ def _volumes(service: dict) -> list[str]:
 
 def test_compose_refuses_to_start_without_passwords() -> None:
     """.env.example has no passwords, and compose says which one is missing."""
-    env = {k: "" for k in PASSWORDS}
+    env = {k: "" for k in PASSWORDS if k.startswith("REDIS_")}
     result = compose_config(env)
     assert result.returncode != 0
     assert "REDIS_" in result.stderr
@@ -288,7 +298,24 @@ def test_web_listens_beyond_loopback_but_is_not_published(stack: dict) -> None:
     assert web["environment"]["BIND"] == "0.0.0.0"
     assert "ports" not in web
     published = [n for n, s in stack["services"].items() if s.get("ports")]
-    assert published == ["nginx"]
+    assert sorted(published) == ["mosquitto", "nginx"]  # devices on the LAN publish to MQTT
+
+
+def test_mqtt_profile_has_a_password_protected_broker_and_the_bridge(stack: dict) -> None:
+    """Mosquitto refuses anonymous clients; each bridge has its own outbox volume."""
+    services = stack["services"]
+    script = (ROOT / "deploy" / "mosquitto" / "start.sh").read_text()
+    assert "allow_anonymous false" in script
+    assert "password_file" in script
+    assert services["mqtt-bridge"]["environment"]["MQTT_URL"] == (
+        "mqtt://bridge:bridge-secret@mosquitto:1883"
+    )
+    assert services["mqtt-bridge-external"]["environment"]["MQTT_URL"] == PASSWORDS["MQTT_URL"]
+    assert services["mqtt-bridge"]["command"] == ["python", "-m", "producers.mqtt"]
+    assert "outbox-mqtt:/data" in _volumes(services["mqtt-bridge"])[0]
+    assert str(services["mosquitto"]["ports"][0]).startswith("0.0.0.0:1883:1883")
+    result = run(["shellcheck", "--shell=sh", "deploy/mosquitto/start.sh"])
+    assert result.returncode == 0, result.stdout
 
 
 def test_redis_lan_override_publishes_only_when_asked() -> None:

@@ -167,7 +167,6 @@ def test_hub_drops_and_counts(offline_hub: Hub, data: bytes, caplog) -> None:
     with caplog.at_level("WARNING", logger="web.hub"):
         assert offline_hub.accept_message(data) == 0
     assert offline_hub.stats.rejected == 1
-    assert sum(offline_hub.stats.reasons.values()) == 1
     assert offline_hub.head == 0
     assert len([r for r in caplog.records if r.name == "web.hub"]) == 1
 

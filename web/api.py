@@ -26,7 +26,8 @@ MAX_RAW_SPAN = 31 * DAY
 MAX_SERIES_SPAN = 400 * DAY
 # The unit table for the browser, in display order (its one source: shared/reading.py).
 UNITS_JSON = {
-    suffix: {"symbol": u.symbol, "digits": u.digits, "label": u.label} for suffix, u in UNITS.items()
+    suffix: {"symbol": u.symbol, "digits": u.digits, "label": u.label}
+    for suffix, u in UNITS.items()
 }
 
 

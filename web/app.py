@@ -9,7 +9,7 @@ from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
 from shared.settings import Settings
-from web import api, auth, db, metrics, openapi, pages, stream, worker
+from web import api, auth, db, ingest, metrics, openapi, pages, stream, worker
 from web.db import HistoryUnavailable
 from web.params import BadParameter
 
@@ -28,6 +28,7 @@ def build_app(test_config: dict[str, Any] | None = None) -> Flask:
     db.init_app(app)
     pages.init_app(app)
     auth.init_app(app)
+    ingest.init_app(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(stream.bp)

@@ -36,8 +36,9 @@ bp = Blueprint("auth", __name__)
 COOKIE = "sensor_display_session"
 COOKIE_MAX_AGE = 30 * 86400
 # Routes anyone may reach: probes, the login itself, and code (no data) under /static.
+# /api/ingest checks its own token (INGEST_TOKEN).
 PUBLIC_ENDPOINTS = frozenset(
-    {"pages.healthz", "pages.readyz", "auth.login", "auth.logout", "static"}
+    {"pages.healthz", "pages.readyz", "auth.login", "auth.logout", "static", "ingest.ingest"}
 )
 MAX_TOKEN_CHARS = 1024
 MIN_TOKEN_CHARS = 16

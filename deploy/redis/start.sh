@@ -6,7 +6,8 @@
 # none is written into an image, a committed file or a config on disk.
 #
 #   default   REDIS_PASSWORD            admin: redis-cli, backups, debugging
-#   producer  REDIS_PRODUCER_PASSWORD   publish readings (script, stream, channel)
+#   producer  REDIS_PRODUCER_PASSWORD   publish readings (script, stream, channel);
+#                                       subscribe (the MQTT bridge's Home Assistant side)
 #   web       REDIS_WEB_PASSWORD        read the stream and subscribe, nothing else
 #   recorder  REDIS_RECORDER_PASSWORD   consumer group on the stream, delivery marks
 #
@@ -36,6 +37,7 @@ exec redis-server \
     "~${ch}:stream" "~${ch}:published" "~${ch}:recorded" "~${ch}:errors" \
     -@all +@connection +evalsha +eval '+script|load' '+script|exists' \
     +time +xadd +publish +hget +hset +hdel +hgetall +xrange +xrevrange \
+    +subscribe +unsubscribe \
   --user web on ">${REDIS_WEB_PASSWORD}" resetchannels "&${ch}" "%R~${ch}:*" \
     -@all +@connection +@read -@dangerous +subscribe +unsubscribe \
   --user recorder on ">${REDIS_RECORDER_PASSWORD}" resetchannels "&${ch}" "~${ch}:*" \

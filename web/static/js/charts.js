@@ -3,6 +3,7 @@
 // dataset triple per metric (max and min drawn as a band, avg as the line).
 /* global Chart */
 import { formatValue, metricLabel, unitLabel, unitRank, unitSymbol, valueSuffix } from "./format.js";
+import { pace } from "./pace.js";
 import { theme } from "./theme.js";
 
 // Live mode keeps at most this many points per metric, whatever the rate.
@@ -51,8 +52,12 @@ export class SensorCharts {
     this.window = { since: 0, until: 0 };
     this.liveGap = Infinity;
     this.historyGap = MIN_GAP_MS;
-    this.frame = 0;
     this.draws = 0;
+    // Charts scrolled out of view are not drawn; they catch up when they come back.
+    this.observer =
+      typeof IntersectionObserver === "undefined"
+        ? null
+        : new IntersectionObserver((entries) => this.onVisibility(entries));
     this.state = "";
   }
 
@@ -90,8 +95,9 @@ export class SensorCharts {
     const after = [...this.units.values()].find((other) => unitRank(other.unit) > unitRank(unit));
     this.container.insertBefore(figure, after ? after.figure : null);
     const chart = new Chart(canvas, this.options(unit));
-    const unitChart = { unit, figure, chart, metrics: [] };
+    const unitChart = { unit, figure, chart, metrics: [], dirty: false, visible: !this.observer };
     this.units.set(unit, unitChart);
+    this.observer?.observe(figure);
     return unitChart;
   }
 
@@ -275,20 +281,29 @@ export class SensorCharts {
     }
   }
 
-  /** Redraw on the next frame: many readings in one frame cost one draw, a hidden tab none. */
+  onVisibility(entries) {
+    for (const entry of entries) {
+      const unitChart = [...this.units.values()].find((u) => u.figure === entry.target);
+      if (!unitChart) continue;
+      unitChart.visible = entry.isIntersecting;
+      if (unitChart.visible && unitChart.dirty) this.schedule(unitChart);
+    }
+  }
+
+  /** Redraw in the page's next paced frame: many readings cost one draw, a hidden chart none. */
   schedule(unitChart) {
     if (!unitChart) return;
     unitChart.dirty = true;
-    if (this.frame) return;
-    this.frame = requestAnimationFrame(() => {
-      this.frame = 0;
-      for (const each of this.units.values()) {
-        if (!each.dirty) continue;
-        each.dirty = false;
-        each.chart.update("none");
-      }
-      this.markDrawn();
-    });
+    if (unitChart.visible) pace(this, () => this.draw());
+  }
+
+  draw() {
+    for (const each of this.units.values()) {
+      if (!each.dirty || !each.visible) continue;
+      each.dirty = false;
+      each.chart.update("none");
+    }
+    this.markDrawn();
   }
 
   /** Test and debugging hooks on the container: which range is drawn, with how many points. */

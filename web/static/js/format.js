@@ -92,13 +92,3 @@ function formatBytes(value) {
 export function valueSuffix(unit) {
   return unit === "bytes" ? "" : unitSymbol(unit);
 }
-
-/** A short age for "last seen": "just now", "12 s ago", "5 min ago", "3 h ago", "2 d ago". */
-export function formatAge(seconds) {
-  if (!Number.isFinite(seconds)) return "never";
-  if (seconds < 2) return "just now";
-  if (seconds < 90) return `${Math.round(seconds)} s ago`;
-  if (seconds < 90 * 60) return `${Math.round(seconds / 60)} min ago`;
-  if (seconds < 36 * 3600) return `${Math.round(seconds / 3600)} h ago`;
-  return `${Math.round(seconds / 86400)} d ago`;
-}

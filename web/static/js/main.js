@@ -10,6 +10,7 @@ import { SensorView } from "./view.js";
 
 const SENSORS_REFRESH_MS = 30000; // last_error and sensors that went quiet come from here
 const LIVE_BACKFILL_POINTS = 450; // 2-second buckets over the live 15 minutes
+const SLIDE_MS = 15000; // 1/60 of the live window: about 10 px a step
 const HISTORY_REFRESH_MS = { "1h": 30000, "24h": 120000, "7d": 600000, "30d": 1800000 };
 
 const views = new Map(); // "source/sensor" -> SensorView
@@ -51,7 +52,6 @@ function viewOf(source, sensor) {
     .sort((a, b) => a.key.localeCompare(b.key))[0];
   sensorsEl.insertBefore(view.el, after ? after.el : null);
   emptyEl.hidden = true;
-  view.tick(now());
   return view;
 }
 
@@ -71,7 +71,6 @@ function applySnapshot({ sensors, units }) {
     }
     view.setLastSeen(item.last_seen);
     view.setError(item.last_error);
-    view.tick(now());
     if (added) created.push(view);
   }
   return created;
@@ -224,15 +223,16 @@ async function start() {
   addEventListener("pageshow", (event) => {
     if (event.persisted) stream.open();
   });
+  // Only the offline countdown changes every second; nothing is written otherwise.
   setInterval(() => {
-    const t = now();
-    for (const view of views.values()) {
-      view.tick(t);
-      // A silent sensor's live chart keeps moving, so its silence shows as a gap.
-      if (range === "live" && view.el.dataset.stale === "true") view.charts.slide(t, RANGES.live);
-    }
-    showConnection(stream.state, { retryAt: stream.retryAt, failures: stream.failures });
+    if (stream.state === "offline") showConnection(stream.state, { retryAt: stream.retryAt });
   }, 1000);
+  // A silent sensor's live chart keeps moving, so its silence shows as a gap;
+  // in steps, since each step redraws the chart.
+  setInterval(() => {
+    if (range !== "live") return;
+    for (const view of views.values()) if (view.stale) view.charts.slide(now(), RANGES.live);
+  }, SLIDE_MS);
   setInterval(refreshSensors, SENSORS_REFRESH_MS);
 
   // The snapshot first, so cards exist before the first live reading; the

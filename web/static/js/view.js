@@ -2,12 +2,10 @@
 // Every string that came from a reading or the API goes in through
 // textContent or a dataset, never as HTML (issue 7).
 import { SensorCharts } from "./charts.js";
-import { formatAge, formatValue, metricLabel, unitOf, unitRank, valueSuffix } from "./format.js";
+import { formatValue, metricLabel, unitOf, unitRank, valueSuffix } from "./format.js";
+import { Freshness } from "./freshness.js";
+import { pace, soon } from "./pace.js";
 
-// A sensor is stale when it has been silent this many expected intervals
-// (and at least STALE_MIN_SECONDS: one late reading is not news).
-const STALE_INTERVALS = 5;
-const STALE_MIN_SECONDS = 15;
 const PALETTE_SIZE = 8;
 
 function compare([rankA, nameA], [rankB, nameB]) {
@@ -23,10 +21,10 @@ export class SensorView {
     this.source = source;
     this.sensor = sensor;
     this.key = `${source}/${sensor}`;
-    this.metrics = new Map(); // metric -> {unit, valueEl, cardEl}
-    this.lastSeen = NaN;
-    this.lastTs = NaN;
-    this.interval = NaN; // seconds between readings, smoothed
+    this.metrics = new Map(); // metric -> {unit, valueEl, cardEl, value}
+    this.freshness = new Freshness((stale, silence) =>
+      soon(`${this.key}:stale`, () => this.showStale(stale, silence)),
+    );
 
     const el = clone("tpl-sensor");
     el.dataset.sensor = this.key;
@@ -60,37 +58,41 @@ export class SensorView {
     const order = [unitRank(resolved), metric];
     const after = [...this.metrics.values()].find((m) => compare(m.order, order) > 0);
     this.cardsEl.insertBefore(card, after ? after.cardEl : null);
-    this.metrics.set(metric, { unit: resolved, valueEl, cardEl: card, order });
+    if (this.stale) card.dataset.stale = this.freshness.silence;
+    this.metrics.set(metric, { unit: resolved, valueEl, cardEl: card, order, value: undefined });
     this.charts.ensureMetric(metric, resolved, color);
     return true;
   }
 
-  /** Show a metric's latest value in its card. */
+  /** Show a metric's latest value in its card (in the next paced frame). */
   setValue(metric, value) {
     const entry = this.metrics.get(metric);
     if (!entry) return;
-    const text = formatValue(entry.unit, value);
-    if (entry.valueEl.textContent !== text) entry.valueEl.textContent = text;
-    entry.valueEl.title = String(value);
+    entry.value = value;
+    pace(`${this.key}:values`, () => this.drawValues());
   }
 
-  /** Note a live reading: for the age, for staleness and for the live chart's gaps. */
-  seen(ts, now) {
-    if (Number.isFinite(this.lastTs) && ts > this.lastTs) {
-      const delta = ts - this.lastTs;
-      // Smoothed, so one late reading neither marks a gap nor makes the sensor stale.
-      this.interval = Number.isFinite(this.interval) ? this.interval * 0.8 + delta * 0.2 : delta;
-      this.charts.setLiveInterval(this.interval);
+  drawValues() {
+    for (const entry of this.metrics.values()) {
+      const text = formatValue(entry.unit, entry.value);
+      if (entry.valueEl.textContent !== text) entry.valueEl.textContent = text;
     }
-    if (!(ts <= this.lastTs)) this.lastTs = ts;
-    // A fresh reading counts from when it arrived, so a producer whose clock is
-    // off by a few seconds is not shown as stale; a replayed old one by its own time.
-    this.setLastSeen(Math.abs(now - ts) < 60 ? now : ts);
   }
 
-  /** The time the sensor was last heard from (Unix seconds); never moves back. */
+  /** Note a live reading: for staleness and for the live chart's gaps. */
+  seen(ts, now) {
+    this.freshness.reading(ts, now);
+    if (Number.isFinite(this.freshness.interval)) this.charts.setLiveInterval(this.freshness.interval);
+  }
+
+  /** The time the sensor was last heard from (Unix seconds, from a snapshot). */
   setLastSeen(ts) {
-    if (Number.isFinite(ts) && !(ts <= this.lastSeen)) this.lastSeen = ts;
+    this.freshness.heard(ts, Date.now() / 1000);
+  }
+
+  /** Whether the sensor counts as stale now (silent for 3 of its intervals). */
+  get stale() {
+    return this.freshness.stale === true;
   }
 
   /** Show the producer's last error, or hide the banner when there is none. */
@@ -101,15 +103,14 @@ export class SensorView {
     if (target.textContent !== message) target.textContent = message;
   }
 
-  /** Refresh the age text and the stale flag (once a second, for every sensor). */
-  tick(now) {
-    const age = now - this.lastSeen;
-    const text = formatAge(age);
+  /** Mark the panel and its cards stale (data-stale) and say for how long, or clear both. */
+  showStale(stale, silence) {
+    const text = stale ? `silent for ${silence}` : "";
     if (this.ageEl.textContent !== text) this.ageEl.textContent = text;
-    const expected = Number.isFinite(this.interval) ? this.interval : 0;
-    const stale = !(age <= Math.max(STALE_MIN_SECONDS, expected * STALE_INTERVALS));
-    const flag = String(stale);
-    if (this.el.dataset.stale !== flag) this.el.dataset.stale = flag;
+    for (const el of [this.el, ...[...this.metrics.values()].map((m) => m.cardEl)]) {
+      if (stale) el.dataset.stale = silence;
+      else delete el.dataset.stale;
+    }
   }
 
   /** Point the CSV link at the time span the charts show. */

@@ -1,0 +1,1 @@
+"""The MQTT bridge: readings in from home-automation firmwares, out to Home Assistant."""

@@ -1,0 +1,176 @@
+"""The bridge: MQTT messages in, readings out through the producer's outbox and bus.
+
+A message is acknowledged (PUBACK) only after its readings are in the
+outbox, so a crash between the two makes the broker deliver it again; the
+outbox and its publisher thread are the producer's own (producers/runner.py),
+which is what gives bridge readings a seq and survives Redis outages.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field, replace
+
+import paho.mqtt.client as mqtt
+
+from producers.mqtt.decoders import Context, Decoded, Route, decode
+from producers.outbox import Outbox
+from producers.runner import Producer
+from shared.reading import Reading
+
+logger = logging.getLogger(__name__)
+
+# Field names remembered so each is logged once; beyond this, no more are logged.
+MAX_LOGGED = 1000
+# Errors logged one by one before only every thousandth is (a flood stays readable).
+LOUD_ERRORS = 100
+ROUTE_CACHE = 10_000
+
+
+@dataclass
+class Stats:
+    """What the bridge did, by firmware: messages, readings, drops."""
+
+    messages: Counter[str] = field(default_factory=Counter)
+    readings: Counter[str] = field(default_factory=Counter)
+    dropped: Counter[str] = field(default_factory=Counter)  # messages refused whole or in part
+    unknown: Counter[str] = field(default_factory=Counter)  # fields with no known unit
+    ignored: int = 0  # topics that are not measurements (commands, bridge state)
+    _logged: set[str] = field(default_factory=set)
+
+    def record(self, firmware: str, topic: str, out: Decoded) -> None:
+        """Count one decoded message; log each unknown field once, errors with restraint."""
+        self.messages[firmware] += 1
+        self.ignored += out.ignored
+        self.readings[firmware] += len(out.readings)
+        for name in out.unknown:
+            self.unknown[firmware] += 1
+            key = f"{firmware}:{name}"
+            if key not in self._logged and len(self._logged) < MAX_LOGGED:
+                self._logged.add(key)
+                logger.warning("%s field %s has no known unit: dropped (said once)", firmware, name)
+        if out.errors:
+            self.dropped[firmware] += 1
+            total = sum(self.dropped.values())
+            if total <= LOUD_ERRORS or total % 1000 == 0:
+                logger.warning(
+                    "%s message on %.120s dropped: %s (%d dropped so far)",
+                    firmware,
+                    topic,
+                    "; ".join(out.errors)[:300],
+                    total,
+                )
+
+    def summary(self) -> str:
+        """One line for the log."""
+        return (
+            f"messages {sum(self.messages.values())}, readings {sum(self.readings.values())}, "
+            f"dropped {sum(self.dropped.values())}, unknown fields {sum(self.unknown.values())}, "
+            f"ignored {self.ignored}"
+        )
+
+
+class Bridge:
+    """Routes each message to its firmware's decoder and stores the readings."""
+
+    def __init__(self, routes: tuple[Route, ...], outbox: Outbox, producer: Producer) -> None:
+        self.routes = routes
+        self.outbox = outbox
+        self.producer = producer
+        self.ctx = Context(now=time.time())
+        self.stats = Stats()
+        # (source, sensor) of readings decoded from a firmware (not our own
+        # JSON): Home Assistant knows those devices already.
+        self.firmware_keys: set[tuple[str, str]] = set()
+        self.failed = threading.Event()  # the outbox cannot be written: stop, unacknowledged
+        self._routes_of: dict[str, Route | None] = {}
+
+    def route(self, topic: str) -> Route | None:
+        """The first route whose filter matches the topic."""
+        if topic in self._routes_of:
+            return self._routes_of[topic]
+        found = next((r for r in self.routes if mqtt.topic_matches_sub(r.filter, topic)), None)
+        if len(self._routes_of) >= ROUTE_CACHE:
+            self._routes_of.clear()
+        self._routes_of[topic] = found
+        return found
+
+    def handle(self, topic: str, payload: bytes) -> int:
+        """Decode one message and store its readings; the number stored."""
+        route = self.route(topic)
+        if route is None:
+            self.stats.ignored += 1
+            return 0
+        self.ctx.now = time.time()
+        out = decode(route, topic, payload, self.ctx)
+        self.stats.record(route.firmware, topic, out)
+        for reading in out.readings:
+            self.store(reading, route.firmware)
+        if out.readings:
+            self.producer.stored.set()  # wake the publisher thread
+        return len(out.readings)
+
+    def store(self, reading: Reading, firmware: str) -> Reading:
+        """Give the reading the next seq of its sensor (unless it has one) and keep it."""
+        if reading.seq is None:
+            reading = replace(reading, seq=self.outbox.next_seq(reading.source, reading.sensor))
+        self.outbox.add(reading)
+        if firmware != "readings":
+            self.firmware_keys.add(reading.key)
+        return reading
+
+    # -- paho callbacks (the network thread) -------------------------------
+
+    def on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.ConnectFlags,
+        reason: object,
+        properties: object,
+    ) -> None:
+        """Subscribe on every connect: a broker restarted without persistence forgot us."""
+        if getattr(reason, "is_failure", False):
+            logger.error("broker refused the connection: %s", reason)
+            return
+        result, _ = client.subscribe([(r.filter, 1) for r in self.routes])
+        logger.info(
+            "connected (session %s); subscribing to %s: %s",
+            "resumed" if flags.session_present else "new",
+            ", ".join(r.filter for r in self.routes),
+            mqtt.error_string(result),
+        )
+
+    def on_subscribe(
+        self, client: mqtt.Client, userdata: object, mid: int, reasons: list, properties: object
+    ) -> None:
+        """Say so when the broker refuses a subscription (an ACL, a bad filter)."""
+        refused = [str(r) for r in reasons if getattr(r, "is_failure", False)]
+        if refused:
+            logger.error("broker refused subscriptions: %s", ", ".join(refused))
+
+    def on_disconnect(
+        self, client: mqtt.Client, userdata: object, flags: object, reason: object, props: object
+    ) -> None:
+        """Log it; paho reconnects by itself with capped backoff."""
+        logger.warning("disconnected from the broker (%s); reconnecting", reason)
+
+    def on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        """Store, then acknowledge; a message that cannot be stored is never acknowledged."""
+        try:
+            topic = msg.topic
+        except UnicodeDecodeError:
+            self.stats.record("?", "(invalid UTF-8)", Decoded(errors=["topic is not UTF-8"]))
+            client.ack(msg.mid, msg.qos)
+            return
+        try:
+            self.handle(topic, msg.payload)
+        except (sqlite3.Error, OSError):
+            logger.exception("cannot write the outbox: stopping without acknowledging")
+            self.failed.set()
+            return
+        client.ack(msg.mid, msg.qos)

@@ -1,0 +1,368 @@
+"""The MQTT bridge with real parts: Debian's mosquitto (password, no anonymous), redis-server,
+the recorder, `python -m web`, and `python -m producers.mqtt` as processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+import redis
+
+from devtools.mosquitto import PASSWORD, USER, Mosquitto
+from devtools.redis_server import RedisServer, free_port
+from devtools.stack import ROOT, Stack, wait_http
+from producers.mqtt.bridge import Bridge
+from producers.mqtt.decoders import default_routes
+from producers.outbox import Outbox
+from producers.runner import Producer
+from tests.sse_client import SSEClient
+from tests.test_mqtt_decoders import ESPHOME_TEMP_CONFIG, TASMOTA_BME280, ZIGBEE_AQARA
+
+pytestmark = pytest.mark.slow
+
+
+def wait_for(check, timeout: float = 10.0, what: str = "condition"):
+    """Poll `check` until it returns something truthy, with a deadline."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise TimeoutError(f"{what} not met within {timeout}s")
+
+
+@pytest.fixture
+def broker() -> Iterator[Mosquitto]:
+    """A private mosquitto on loopback with a password file."""
+    with Mosquitto() as running:
+        yield running
+
+
+class Publisher:
+    """A device: a paho client with its own persistent session, publishing at QoS 1."""
+
+    def __init__(self, port: int, client_id: str = "test-device") -> None:
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False
+        )
+        self.client.username_pw_set(USER, PASSWORD)
+        self.client.reconnect_delay_set(0, 1)
+        self.client.connect_async("127.0.0.1", port)
+        self.client.loop_start()
+        wait_for(self.client.is_connected, what="the test publisher connected")
+
+    def publish(self, topic: str, payload: bytes | str, retain: bool = False) -> None:
+        """Publish at QoS 1 (queued by paho while the broker is away)."""
+        self.client.publish(topic, payload, qos=1, retain=retain)
+
+    def close(self) -> None:
+        """Disconnect."""
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def bridge_log(stack: Stack) -> str:
+    return (stack.log_dir / "bridge.log").read_text(errors="replace")  # type: ignore[operator]
+
+
+def stream_readings(redis_url: str) -> list[dict]:
+    client = redis.Redis.from_url(redis_url)
+    try:
+        return [json.loads(f[b"r"]) for _, f in client.xrange("readings:stream")]
+    finally:
+        client.close()
+
+
+def make_stack(tmp_path: Path, redis_url: str, broker: Mosquitto, **env: str) -> Stack:
+    return Stack.create(
+        tmp_path,
+        {
+            "REDIS_URL": redis_url,
+            "MQTT_URL": broker.url,
+            "SOURCE": "bridge-host",
+            "HEARTBEAT_INTERVAL": "1",
+            "WEB_WORKERS": "1",
+            **env,
+        },
+        log_dir=tmp_path / "logs",
+    )
+
+
+def test_firmware_messages_reach_the_stream_and_history_within_a_second(
+    tmp_path: Path, redis_url: str, broker: Mosquitto
+) -> None:
+    stack = make_stack(tmp_path, redis_url, broker)
+    device = None
+    try:
+        stack.start("recorder", ["-m", "recorder"])
+        url = stack.start_web()
+        stack.start("bridge", ["-m", "producers.mqtt"])
+        wait_for(lambda: "subscribing" in bridge_log(stack), what="bridge subscribed")
+        sse = SSEClient([url])
+        sse.start()
+        wait_for(lambda: sse.connects, what="SSE connected")
+        device = Publisher(broker.port)
+        config_topic = "homeassistant/sensor/livingroom/living_room_temperature/config"
+        device.publish(config_topic, ESPHOME_TEMP_CONFIG, retain=True)
+        # The device's clock: local time with its offset (SetOption52).
+        tasmota = json.loads(TASMOTA_BME280)
+        tasmota["Time"] = datetime.now().astimezone().isoformat(timespec="seconds")
+        tasmota_now = json.dumps(tasmota)
+        sent = {}
+        for key, topic, payload in [
+            (("tasmota_C26D46", "bme280"), "tele/tasmota_C26D46/SENSOR", tasmota_now),
+            (("zigbee2mqtt", "Living_Room"), "zigbee2mqtt/Living Room", ZIGBEE_AQARA),
+            (("livingroom", "esphome"), "livingroom/sensor/living_room_temperature/state", "21.5"),
+        ]:
+            sent[key] = time.time()
+            device.publish(topic, payload)
+        got = wait_for(
+            lambda: (
+                {r.key: r.at for r in sse.live if r.key in sent}.keys() == sent.keys()
+                and {r.key: r.at for r in sse.live if r.key in sent}
+            ),
+            timeout=10,
+            what="every firmware's reading on /stream",
+        )
+        sse.stop()
+        delays = {key: got[key] - sent[key] for key in sent}
+        assert max(delays.values()) < 1.0, delays
+
+        def history() -> dict:
+            with urllib.request.urlopen(f"{url}/api/readings?limit=100") as response:
+                rows = json.load(response)["readings"]
+            return {(r["source"], r["sensor"]): r["values"] for r in rows}
+
+        stored = wait_for(lambda: sent.keys() <= history().keys() and history(), timeout=5)
+        assert stored[("tasmota_C26D46", "bme280")] == {
+            "temperature_c": 24.1,
+            "humidity_pct": 36.7,
+            "dew_point_c": 8.3,
+            "pressure_hpa": 1013.5,
+        }
+        assert stored[("zigbee2mqtt", "Living_Room")]["temperature_c"] == 23.17
+        assert stored[("livingroom", "esphome")] == {"living_room_temperature_c": 21.5}
+        assert "field linkquality has no known unit" in bridge_log(stack)
+    finally:
+        if device:
+            device.close()
+        stack.stop_all()
+
+
+def test_broker_restart_loses_no_qos1_message(
+    tmp_path: Path, redis_url: str, broker: Mosquitto
+) -> None:
+    stack = make_stack(tmp_path, redis_url, broker)
+    device = None
+    try:
+        stack.start("bridge", ["-m", "producers.mqtt"])
+        wait_for(lambda: "session new" in bridge_log(stack), what="bridge connected")
+        device = Publisher(broker.port)
+        device.publish("tele/plug/SENSOR", b'{"SI7021":{"Temperature":20.0}}')
+        wait_for(lambda: len(stream_readings(redis_url)) == 1, what="the first reading")
+        broker.stop()
+        broker.start()
+        restarted = time.monotonic()
+        # The device is back first and publishes while the bridge is still away:
+        # the broker queues these for the bridge's persistent session.
+        wait_for(device.client.is_connected, what="the device reconnected")
+        for i in range(1, 21):
+            device.publish("tele/plug/SENSOR", json.dumps({"SI7021": {"Temperature": 20 + i}}))
+        wait_for(
+            lambda: bridge_log(stack).count("connected (session") == 2,
+            timeout=10,
+            what="the bridge reconnected",
+        )
+        assert time.monotonic() - restarted < 10
+        readings = wait_for(lambda: len(r := stream_readings(redis_url)) == 21 and r, timeout=10)
+        temps = [r["values"]["temperature_c"] for r in readings]
+        assert sorted(temps) == [20.0 + i for i in range(21)]
+        seqs = [r["seq"] for r in readings]
+        assert seqs == list(range(seqs[0], seqs[0] + 21))  # one sensor, seq by one
+    finally:
+        if device:
+            device.close()
+        stack.stop_all()
+
+
+def test_bridge_restart_gets_what_the_broker_kept(
+    tmp_path: Path, redis_url: str, broker: Mosquitto
+) -> None:
+    stack = make_stack(tmp_path, redis_url, broker)
+    device = None
+    try:
+        stack.start("bridge", ["-m", "producers.mqtt"])
+        wait_for(lambda: "session new" in bridge_log(stack), what="bridge connected")
+        stack.stop("bridge", signal.SIGKILL)
+        device = Publisher(broker.port)
+        for i in range(10):
+            device.publish("zigbee2mqtt/attic", json.dumps({"temperature": i}))
+        stack.start("bridge", ["-m", "producers.mqtt"])
+        readings = wait_for(lambda: len(r := stream_readings(redis_url)) == 10 and r, timeout=15)
+        assert sorted(r["values"]["temperature_c"] for r in readings) == list(range(10))
+        assert "session resumed" in bridge_log(stack)
+    finally:
+        if device:
+            device.close()
+        stack.stop_all()
+
+
+def test_redis_away_the_outbox_replays(tmp_path: Path, broker: Mosquitto) -> None:
+    own = RedisServer().start()
+    port = own.port
+    stack = make_stack(tmp_path, own.url, broker)
+    device = None
+    try:
+        stack.start("bridge", ["-m", "producers.mqtt"])
+        wait_for(lambda: "session new" in bridge_log(stack), what="bridge connected")
+        own.stop()
+        device = Publisher(broker.port)
+        for i in range(10):
+            device.publish("zigbee2mqtt/cellar", json.dumps({"humidity": 50 + i}))
+        wait_for(lambda: "Redis unreachable" in bridge_log(stack), what="the bridge noticed")
+        own = RedisServer(port=port).start()
+        readings = wait_for(lambda: len(r := stream_readings(own.url)) == 10 and r, timeout=20)
+        assert [r["values"]["humidity_pct"] for r in readings] == [50.0 + i for i in range(10)]
+    finally:
+        if device:
+            device.close()
+        stack.stop_all()
+        own.stop()
+
+
+HOSTILE = [
+    ("tele/x/SENSOR", b"\xff\xfe not json"),
+    ("tele/x/SENSOR", b"{" * 200_000),
+    ("zigbee2mqtt/x", b"[" * 50_000 + b"]" * 50_000),
+    ("zigbee2mqtt/x", b'{"temperature": NaN}'),
+    ("zigbee2mqtt/\u2603", b'{"temperature": 1}'),
+    ("zigbee2mqtt/x", json.dumps({f"f{i}": i for i in range(10_000)}).encode()),
+    ("x/sensor/y/state", b"12"),
+    ("sensor-display/readings", b'{"source": "a b", "sensor": "c", "ts": 1, "values": {}}'),
+]
+
+
+def test_hostile_payloads_are_dropped_and_the_bridge_keeps_running(
+    tmp_path: Path, redis_url: str, broker: Mosquitto
+) -> None:
+    stack = make_stack(tmp_path, redis_url, broker)
+    device = None
+    try:
+        bridge = stack.start("bridge", ["-m", "producers.mqtt"])
+        wait_for(lambda: "session new" in bridge_log(stack), what="bridge connected")
+        device = Publisher(broker.port)
+        for topic, payload in HOSTILE:
+            device.publish(topic, payload)
+        device.publish("zigbee2mqtt/after", b'{"temperature": 19.5}')
+        [reading] = wait_for(lambda: stream_readings(redis_url), what="the good message")
+        assert reading["values"] == {"temperature_c": 19.5}
+        assert bridge.poll() is None
+        log = bridge_log(stack)
+        assert log.count("dropped") >= 6, log
+        assert "Traceback" not in log
+    finally:
+        if device:
+            device.close()
+        stack.stop_all()
+
+
+def test_stats_count_what_was_dropped(tmp_path: Path, settings) -> None:
+    outbox = Outbox(tmp_path / "o.sqlite3")
+    bridge = Bridge(default_routes(), outbox, Producer(settings, [], outbox))
+    for topic, payload in HOSTILE:
+        bridge.handle(topic, payload)
+    bridge.handle("zigbee2mqtt/ok", ZIGBEE_AQARA)
+    bridge.handle("zigbee2mqtt/ok", ZIGBEE_AQARA)
+    bridge.handle("zigbee2mqtt/bridge/state", b"online")
+    bridge.handle("not/subscribed", b"1")
+    stats = bridge.stats
+    assert sum(stats.dropped.values()) == 7
+    assert stats.unknown["esphome"] == 1  # a state with no discovery config
+    assert stats.unknown["zigbee2mqtt"] == 4  # linkquality and voltage, twice
+    assert stats.readings["zigbee2mqtt"] == 2
+    assert stats.ignored == 2
+    seqs = [r.seq for _, r in outbox.unsent()]
+    assert seqs[1] == seqs[0] + 1
+    outbox.close()
+
+
+def test_storage_failure_is_never_acknowledged(tmp_path: Path, settings) -> None:
+    outbox = Outbox(tmp_path / "o.sqlite3")
+    bridge = Bridge(default_routes(), outbox, Producer(settings, [], outbox))
+    acked = []
+
+    class Client:
+        def ack(self, mid: int, qos: int) -> None:
+            acked.append(mid)
+
+    msg = mqtt.MQTTMessage(mid=1, topic=b"zigbee2mqtt/x")
+    msg.payload = b'{"temperature": 1}'
+    bridge.on_message(Client(), None, msg)  # type: ignore[arg-type]
+    assert acked == [1]
+    outbox.conn.execute("PRAGMA query_only = ON")  # the disk is full, as far as we know
+    msg = mqtt.MQTTMessage(mid=2, topic=b"zigbee2mqtt/x")
+    msg.payload = b'{"temperature": 2}'
+    bridge.on_message(Client(), None, msg)  # type: ignore[arg-type]
+    assert acked == [1]
+    assert bridge.failed.is_set()
+    outbox.close()
+
+
+def test_mosquitto_refuses_anonymous_clients(broker: Mosquitto) -> None:
+    reasons: list = []
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="anonymous")
+    client.on_connect = lambda c, userdata, flags, reason, props: reasons.append(reason)
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+    try:
+        wait_for(lambda: reasons, what="the broker's answer")
+    finally:
+        client.loop_stop()
+    assert reasons[0].is_failure
+
+
+def test_make_run_starts_the_bridge_when_mqtt_url_is_set(tmp_path: Path, broker: Mosquitto) -> None:
+    port = free_port()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"REDIS_URL", "OUTBOX_PATH", "DATABASE_PATH"}
+    }
+    env.update(MQTT_URL=broker.url, DATA_DIR=str(tmp_path), PORT=str(port), SENSORS="demo")
+    run = subprocess.Popen(
+        [sys.executable, "-m", "devtools.run"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    device = None
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz", timeout=60, proc=run)
+        device = Publisher(broker.port)
+
+        def sensors() -> set:
+            device.publish("tele/kitchen/SENSOR", b'{"SHT3X":{"Temperature":21.0}}')
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/sensors") as response:
+                return {(s["source"], s["sensor"]) for s in json.load(response)["sensors"]}
+
+        wait_for(lambda: ("kitchen", "sht3x") in sensors(), timeout=30, what="the plug")
+    finally:
+        if device:
+            device.close()
+        os.killpg(run.pid, signal.SIGINT)
+        output = run.communicate(timeout=30)[0].decode(errors="replace")
+    assert "mqtt:" in output
+    assert (tmp_path / "mqtt-outbox.sqlite3").exists()
