@@ -63,9 +63,9 @@ UNITS: dict[str, Unit] = {
 }
 UNIT_SUFFIXES = tuple(f"_{suffix}" for suffix in UNITS)
 _KEYS = frozenset({"source", "sensor", "ts", "seq", "values"})
-_MIN_TS = 946684800.0  # 2000-01-01: earlier means the clock was never set
-_MAX_TS = 4102444800.0  # 2100-01-01
-_MAX_SEQ = 2**63 - 1  # SQLite's INTEGER and Redis's tonumber stop here
+MIN_TS = 946684800.0  # 2000-01-01: earlier means the clock was never set
+MAX_TS = 4102444800.0  # 2100-01-01
+MAX_SEQ = 2**63 - 1  # SQLite's INTEGER and Redis's tonumber stop here
 
 
 class ReadingError(ValueError):
@@ -150,13 +150,13 @@ class Reading:
         check_name("source", self.source)
         check_name("sensor", self.sensor)
         ts = _check_number("ts", self.ts)
-        if not _MIN_TS <= ts <= _MAX_TS:
+        if not MIN_TS <= ts <= MAX_TS:
             raise ReadingError("ts must be Unix seconds between 2000 and 2100")
         object.__setattr__(self, "ts", ts)
         if self.seq is not None and (
             isinstance(self.seq, bool)
             or not isinstance(self.seq, int)
-            or not 0 <= self.seq <= _MAX_SEQ
+            or not 0 <= self.seq <= MAX_SEQ
         ):
             raise ReadingError("seq must be an integer from 0 to 2**63-1")
         object.__setattr__(self, "values", _check_values(self.values))

@@ -54,6 +54,15 @@ def test_sensors_lists_metrics_units_and_last_values(client, seeded) -> None:
     assert by_key[("server", "hwmon")]["metrics"]["k10temp_tctl_c"]["last"] == 45.5
 
 
+def test_sensors_serves_the_unit_table_the_dashboard_formats_with(client, seeded) -> None:
+    from shared.reading import UNIT_SUFFIXES
+
+    units = client.get("/api/sensors").get_json()["units"]
+    assert list(units)[:3] == ["c", "f", "k"]  # display order: temperatures first
+    assert units["c"] == {"symbol": "°C", "digits": 1, "label": "Temperature"}
+    assert {f"_{u}" for u in units} == set(UNIT_SUFFIXES)
+
+
 def test_sensor_errors_reported_by_producers_show(client, seeded, redis_client) -> None:
     from shared.bus import Bus
 

@@ -24,6 +24,8 @@ HOUR = 3600.0
 DAY = 86400.0
 MAX_RAW_SPAN = 31 * DAY
 MAX_SERIES_SPAN = 400 * DAY
+READINGS_LIMIT = params.Bounds(default=1000, low=1, high=10_000)
+SERIES_POINTS = params.Bounds(default=300, low=1, high=5000)
 # The unit table for the browser, in display order (its one source: shared/reading.py).
 UNITS_JSON = {
     suffix: {"symbol": u.symbol, "digits": u.digits, "label": u.label}
@@ -76,7 +78,7 @@ def _selection() -> list[Reading]:
         sensors=sorted(params.names(request.args, "sensor") or ()),
         since=since,
         until=until,
-        limit=params.integer(request.args, "limit", 1000, 1, 10_000),
+        limit=params.integer(request.args, "limit", READINGS_LIMIT),
     )
 
 
@@ -93,7 +95,7 @@ def series() -> Response:
     sensor = params.required_name(request.args, "sensor")
     metric = params.metric(request.args)
     since, until = params.time_range(request.args, HOUR, MAX_SERIES_SPAN)
-    points = params.integer(request.args, "points", 300, 1, 5000)
+    points = params.integer(request.args, "points", SERIES_POINTS)
     buckets = store.series(
         get_db(),
         source=source,
