@@ -1,4 +1,4 @@
-"""Alert rules and their state machine (DESIGN.md section 8): pure, no I/O but the rules file.
+"""Alert rules and their state machine (docs/alerts.md): pure, no I/O but the rules file.
 
 A rule watches every metric its pattern matches; each (rule, metric) pair has
 its own state: ok, pending (the threshold is crossed but not for `for` yet)
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 RULE_NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
-# A pattern part: the name charsets of DESIGN.md section 3, plus `*`.
+# A pattern part: the name charsets of the wire format, plus `*`.
 _NAME_PART_RE = re.compile(r"[A-Za-z0-9._*-]{1,64}")
 _METRIC_PART_RE = re.compile(r"[a-z*][a-z0-9_*]{0,63}")
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([smh]?)")

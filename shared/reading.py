@@ -1,4 +1,4 @@
-"""The reading: one sample of one sensor, and its wire format (docs/architecture.md)."""
+"""The reading: one sample of one sensor (docs/architecture.md, "Wire format")."""
 
 from __future__ import annotations
 

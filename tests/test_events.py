@@ -1,4 +1,4 @@
-"""Stream ids: the order `stream_id_key` gives, and the pattern /api/openapi.json states for them."""
+"""Stream ids: their order, and the pattern /api/openapi.json states for them."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The reading's wire format (DESIGN.md section 3): what is accepted, what is refused."""
+"""The reading's wire format (docs/architecture.md): what is accepted, what is refused."""
 
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ set -eu
 ch="${REDIS_CHANNEL:-readings}"
 
 # AOF persistence (fsync every second) keeps the stream and the delivery marks
-# over a restart; losing them anyway loses no reading (DESIGN.md section 3), it
+# over a restart; losing them anyway loses no reading (docs/architecture.md, "Exactly once"), it
 # only makes producers re-send from their outboxes.
 exec redis-server \
   --dir "${REDIS_DATA_DIR:-/data}" \

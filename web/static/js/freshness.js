@@ -1,4 +1,4 @@
-// When a sensor counts as stale (DESIGN.md section 11): silent for 3 of its
+// When a sensor counts as stale (docs/architecture.md, "Data path"): silent for 3 of its
 // intervals, the interval learned from its readings' own times (30 s while
 // unknown). Shared by the dashboard's cards and the display's tiles.
 
