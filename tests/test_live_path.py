@@ -10,23 +10,13 @@ from pathlib import Path
 
 import pytest
 import redis
+from waiting import wait_for
 
 from devtools.stack import Stack
 from shared.bus import Bus
 from shared.reading import Reading
 
 pytestmark = pytest.mark.slow
-
-
-def wait_for(check, timeout: float = 10.0, what: str = "condition"):
-    """Poll `check` until it returns something truthy, with a deadline."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise TimeoutError(f"{what} not met within {timeout}s")
 
 
 OPEN: list[RawStream] = []
