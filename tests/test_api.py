@@ -142,13 +142,6 @@ def test_bad_parameters_are_400_naming_the_parameter(
     assert parameter in response.get_json()["error"]
 
 
-def test_history_missing_is_503_with_a_reason(client, settings) -> None:
-    settings.database_path.unlink()
-    response = client.get("/api/readings")
-    assert response.status_code == 503
-    assert "recorder" in response.get_json()["error"]
-
-
 def test_unknown_route_is_json_404(client) -> None:
     response = client.get("/api/nothing")
     assert response.status_code == 404
