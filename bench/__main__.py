@@ -11,7 +11,7 @@ from pathlib import Path
 
 import redis
 
-from bench import offline, report
+from bench import mqtt, offline, report
 from bench.fanout import LoadResult, Session
 from bench.loadclient import raise_nofile
 from bench.plan import CAPACITY, FULL, QUICK, Sizes, Step
@@ -79,12 +79,13 @@ def _step(session: Session, step: Step, drain: float) -> LoadResult:
 
 
 def offline_figures(redis_url: str, sizes: Sizes, tmp: Path) -> list[offline.Figure]:
-    """Recorder ingest, /api/series, producer CPU."""
+    """Recorder ingest, /api/series, producer CPU, the MQTT bridge."""
     client = redis.Redis.from_url(redis_url)
     return [
         offline.recorder_ingest(client, tmp / "recorder.sqlite3", sizes.recorder_readings),
         offline.series_query(tmp / "series.sqlite3", sizes.series_days, sizes.series_repeats),
         offline.producer_cpu(redis_url, tmp / "outbox.sqlite3", sizes.producer_readings),
+        *mqtt.figures(redis_url, tmp, sizes.mqtt_messages, sizes.mqtt_samples),
     ]
 
 

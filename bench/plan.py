@@ -27,6 +27,8 @@ class Sizes:
     series_days: int
     series_repeats: int
     producer_readings: int
+    mqtt_messages: int  # the bridge's throughput burst
+    mqtt_samples: int  # MQTT publish -> SSE latency samples (20/s)
 
 
 def _capacity(clients: int, duration: float = 20.0) -> Step:
@@ -54,6 +56,8 @@ FULL = Sizes(
     series_days=30,
     series_repeats=20,
     producer_readings=2000,
+    mqtt_messages=20_000,
+    mqtt_samples=600,
 )
 
 QUICK = Sizes(
@@ -63,4 +67,6 @@ QUICK = Sizes(
     series_days=1,
     series_repeats=3,
     producer_readings=100,
+    mqtt_messages=200,
+    mqtt_samples=20,
 )

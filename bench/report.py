@@ -261,7 +261,7 @@ def render(
         ),
         "![p99 latency against clients](bench-p99.png)",
         "",
-        *_section("Recorder, history API, producer", _figure_table(figures)),
+        *_section("Recorder, history API, producer, MQTT bridge", _figure_table(figures)),
     ]
     notes = Path(__file__).with_name("notes.md")
     if notes.exists():

@@ -18,6 +18,7 @@ from types import FrameType
 
 import redis
 
+from recorder.alerts import Evaluator, evaluate, start_alerts
 from shared import store
 from shared.bus import RECORDER_GROUP, Bus, connect, parse_message
 from shared.events import Event
@@ -43,6 +44,8 @@ class Recorder:
     marks: HighWater = field(default_factory=HighWater)
     inserted: int = 0
     stopping: bool = False
+    alerts: Evaluator | None = None
+    caught_up: bool = False  # the last read found less than a batch waiting
 
     def prepare(self) -> None:
         """Create the group if missing and restore the marks if Redis lost them."""
@@ -64,6 +67,7 @@ class Recorder:
         """Read one batch (own pending entries first), store it, ack it."""
         pending = self._read("0", 0)
         entries = pending or self._read(">", block_ms)
+        self.caught_up = not pending and len(entries) < BATCH
         if not entries:
             return 0
         events = [e for e in (self._event(i, f) for i, f in entries) if e is not None]
@@ -94,6 +98,8 @@ class Recorder:
             return 0
         added = store.insert_events(self.conn, events)
         self.inserted += added
+        if self.alerts is not None:
+            evaluate(self.alerts.observe, events)
         moved = {}
         for event in events:
             r = event.reading
@@ -122,7 +128,7 @@ def run(settings: Settings) -> None:
     client = connect(settings.redis_url)
     bus = Bus.for_settings(client, settings)
     # One recorder, one fixed consumer name: a restart reclaims its own pending.
-    recorder = Recorder(bus, conn)
+    recorder = Recorder(bus, conn, alerts=start_alerts(settings, conn, client))
     _stop_on_signals(recorder)
     backoff = 0.25
     while not recorder.stopping:
@@ -133,6 +139,8 @@ def run(settings: Settings) -> None:
             logger.warning("Redis unavailable (%s); retrying in %.1fs", exc, backoff)
             time.sleep(backoff)
             backoff = min(backoff * 2, 5.0)
+    if recorder.alerts is not None and recorder.alerts.notifier is not None:
+        recorder.alerts.notifier.stop()
     conn.close()
     logger.info("recorder stopped after %d readings", recorder.inserted)
 
@@ -152,6 +160,10 @@ def _session(recorder: Recorder) -> None:
                 logger.warning("the stream or group vanished (Redis restarted?); recreating")
                 recorder.prepare()
             recorder.store_messages(pubsub)
+            # Stale and repeat timers, once the backlog is read: a sensor whose
+            # readings are still waiting in the stream is not silent.
+            if recorder.alerts is not None and recorder.caught_up:
+                evaluate(recorder.alerts.tick)
             if time.monotonic() - status_at > STATUS_EVERY:
                 status_at = time.monotonic()
                 _publish_status(recorder)

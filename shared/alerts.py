@@ -11,6 +11,7 @@ or firing. `observe` takes one reading's value, `tick` the passage of time
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import re
 import sys
@@ -346,6 +347,78 @@ def _transition(rule: Rule, state: State, kind: str, at: float, repeat: bool = F
         at=at,
         repeat=repeat,
     )
+
+
+# -- on the Redis channel: `event: alert` for the dashboards -----------------
+
+ALERT_KEYS = frozenset(
+    {"rule", "metric", "state", "since", "value", "kind", "reason", "threshold", "direction"}
+    | {"clear", "at", "source", "sensor"}
+)
+# What the hub looks for before parsing: a reading message can never hold it
+# (names exclude quotes), and the recorder writes it exactly so.
+ALERT_MARK = b'"type":"alert"'
+
+
+def targets_key(channel: str) -> str:
+    """The Redis hash where the recorder's notifier reports each target's health."""
+    return f"{channel}:alerts:targets"
+
+
+class AlertMessageError(ValueError):
+    """A channel message of type alert that is not one the recorder writes."""
+
+
+def alert_message(transition: Transition, state: State) -> str:
+    """The channel message for a transition (flask-sse format, type alert)."""
+    source, sensor, _ = transition.metric.split("/")
+    data = {
+        "rule": transition.rule,
+        "metric": transition.metric,
+        "state": state.state,
+        "since": state.since,
+        "value": transition.value,
+        "kind": transition.kind,
+        "reason": transition.reason,
+        "threshold": transition.threshold,
+        "direction": transition.direction,
+        "clear": transition.clear,
+        "at": transition.at,
+        "source": source,
+        "sensor": sensor,
+    }
+    return json.dumps({"data": data, "type": "alert"}, separators=(",", ":"), allow_nan=False)
+
+
+def parse_alert_message(raw: str | bytes) -> dict[str, Any]:
+    """The `data` of an alert message, checked field by field; AlertMessageError otherwise."""
+    try:
+        msg = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise AlertMessageError("alert message is not JSON") from None
+    data = msg.get("data") if isinstance(msg, dict) and msg.get("type") == "alert" else None
+    if not isinstance(data, dict) or set(data) != ALERT_KEYS:
+        raise AlertMessageError("alert message must be {data: {...}, type: alert}")
+    parts = data["metric"].split("/") if isinstance(data["metric"], str) else []
+    checks = {
+        "rule": isinstance(data["rule"], str) and RULE_NAME_RE.fullmatch(data["rule"]),
+        "metric": len(parts) == 3
+        and all(_NAME_PART_RE.fullmatch(p) and "*" not in p for p in parts)
+        and [data["source"], data["sensor"]] == parts[:2],
+        "state": data["state"] in (OK, PENDING, FIRING),
+        "kind": data["kind"] in (FIRING, RESOLVED),
+        "reason": data["reason"] in (THRESHOLD, STALE),
+        "direction": data["direction"] in ("above", "below"),
+    }
+    for name in ("since", "value", "threshold", "clear", "at"):
+        value = data[name]
+        checks[name] = (value is None and name == "value") or (
+            isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        )
+    bad = [name for name, ok in checks.items() if not ok]
+    if bad:
+        raise AlertMessageError(f"alert message field {bad[0]!r} is not valid")
+    return data
 
 
 # -- python -m shared.alerts --check FILE -------------------------------------

@@ -9,6 +9,7 @@ one field (docs/architecture.md, "Settings").
 from __future__ import annotations
 
 import os
+import re
 import socket
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import MISSING, Field, dataclass, field, fields
@@ -90,12 +91,18 @@ def _flag(raw: str) -> bool:
     return raw.lower() in {"1", "true", "yes", "on"}
 
 
+def _urls(raw: str) -> tuple[str, ...]:
+    return tuple(u for u in re.split(r"[\s,]+", raw) if u)
+
+
 TEXT = Parser(str, "text")
 NAME = Parser(_name, "1-64 of [A-Za-z0-9._-]")
 NAMES = Parser(_names, "comma-separated names", ",".join)
 PATH = Parser(Path, "path")
 FLAG = Parser(_flag, "1/true/yes/on, else off", lambda v: "1" if v else "0")
 HEX = integer(0x03, 0x77, show=hex)
+OPTIONAL_PATH = Parser(Path, "path", lambda v: "" if v is None else str(v))
+URLS = Parser(_urls, "URLs, whitespace or comma separated", ",".join)
 
 
 def setting(env: str, default: Any, parser: Parser, help: str, *, shown: str = "") -> Any:
@@ -195,6 +202,10 @@ class Settings:
         "ACCESS_TOKEN", "", TEXT,
         "Read token for the dashboard, stream and API; empty: open on a trusted LAN.",
     )  # fmt: skip
+    query_timeout: float = setting(
+        "QUERY_TIMEOUT", 10.0, number(0.05, 300.0),
+        "Seconds a history read may run before it is cut and answered with a 503.",
+    )  # fmt: skip
     mqtt_url: str = setting(
         "MQTT_URL", "", TEXT,
         "The MQTT broker the bridge reads, mqtt://[user:pass@]host[:port]; empty: no bridge.",
@@ -208,6 +219,15 @@ class Settings:
     )  # fmt: skip
     ingest_token: str = setting(
         "INGEST_TOKEN", "", TEXT, "Bearer token for POST /api/ingest; empty: the route is off."
+    )
+    alerts_file: Path | None = setting(
+        "ALERTS_FILE", None, OPTIONAL_PATH, "The alert rules (TOML); empty: no alerts."
+    )
+    alert_urls: tuple[str, ...] = setting(
+        "ALERT_URLS", (), URLS, "Apprise URLs alerts are sent to; they hold secrets."
+    )
+    public_url: str = setting(
+        "PUBLIC_URL", "", TEXT, "The dashboard's address, for links in notifications."
     )
     log_format: str = setting("LOG_FORMAT", "text", choice("text", "json"), "Log line format.")
     log_level: str = setting(

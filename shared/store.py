@@ -178,6 +178,17 @@ def events_after(conn: sqlite3.Connection, last_id: str, *, limit: int) -> list[
     return [Event(f"{row['stream_ms']}-{row['stream_n']}", _reading(row)) for row in rows]
 
 
+def more_events_after(conn: sqlite3.Connection, last_id: str, limit: int) -> bool:
+    """True if more than `limit` stored readings follow `last_id` (reads the index only)."""
+    ms, n = stream_id_key(last_id)
+    row = conn.execute(
+        "SELECT 1 FROM readings WHERE stream_ms IS NOT NULL AND (stream_ms, stream_n) > (?, ?)"
+        " ORDER BY stream_ms, stream_n LIMIT 1 OFFSET ?",
+        (ms, n, limit),
+    ).fetchone()
+    return row is not None
+
+
 def series(
     conn: sqlite3.Connection,
     *,

@@ -172,6 +172,20 @@ def test_web_reads_and_subscribes_but_cannot_write(acl_redis: int) -> None:
     web.close()
 
 
+def test_recorder_publishes_alerts_and_reports_targets(acl_redis: int) -> None:
+    """The recorder user may push `event: alert` and its notifier's health, on its channel only."""
+    recorder = client("recorder", acl_redis)
+    assert recorder.publish("readings", '{"data":{},"type":"alert"}') == 0
+    recorder.hset("readings:alerts:targets", "abc", "{}")
+    recorder.delete("readings:alerts:targets")
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        recorder.publish("elsewhere", "x")
+    web = client("web", acl_redis)
+    assert web.hgetall("readings:alerts:targets") == {}
+    recorder.close()
+    web.close()
+
+
 @pytest.mark.slow
 def test_each_role_runs_as_its_own_user(acl_redis: int, tmp_path: Path) -> None:
     """producer -> recorder -> web, each program logged in as its compose user."""

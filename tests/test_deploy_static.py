@@ -88,7 +88,7 @@ def test_final_stage_is_slim_non_root_and_execs_the_server(dockerfile: str, cmd:
     """Slim base, numeric non-root user, a HEALTHCHECK, exec-form CMD, no build tools."""
     final = stages(dockerfile)[-1]
     text = "\n".join(final)
-    assert re.match(r"FROM python:\$\{PYTHON_VERSION\}-slim-bookworm$", final[0]), final[0]
+    assert re.fullmatch(r"python:[\d.]+-slim-bookworm", base_images(dockerfile)[-1]), final[0]
     users = [line.split()[1] for line in final if line.startswith("USER ")]
     assert users, "the final stage sets no USER"
     assert users[-1].split(":")[0] not in {"0", "root"}
@@ -99,16 +99,32 @@ def test_final_stage_is_slim_non_root_and_execs_the_server(dockerfile: str, cmd:
         assert build_tool not in text, f"{build_tool} in the final stage"
 
 
+def base_images(dockerfile: str) -> list[str]:
+    """Each stage's base image with the ARG defaults filled in, as a plain build sees it."""
+    text = (ROOT / dockerfile).read_text()
+    args: dict[str, str] = {}
+    for name, value in re.findall(r"^ARG (\w+)=(\S+)$", text, re.MULTILINE):
+        args[name] = re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], value)
+    images = re.findall(r"^FROM (?:--platform=\S+ )?(\S+)", text, re.MULTILINE)
+    return [re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], x) for x in images]
+
+
 @pytest.mark.parametrize("dockerfile", DOCKERFILES)
 def test_base_images_are_pinned(dockerfile: str) -> None:
     """Every FROM names a version (through the ARG defaults), never `latest`."""
-    text = (ROOT / dockerfile).read_text()
-    args = dict(re.findall(r"^ARG (\w+)=(\S+)$", text, re.MULTILINE))
-    for image in re.findall(r"^FROM (?:--platform=\S+ )?(\S+)", text, re.MULTILINE):
-        resolved = re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], image)
+    for resolved in base_images(dockerfile):
         _name, _, tag = resolved.partition(":")
         assert tag != "latest", resolved
         assert re.search(r"\d+\.\d+", tag), resolved
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES)
+def test_base_images_are_build_arguments(dockerfile: str) -> None:
+    """Each base is a build argument (a CI stand-in can replace it); no `# syntax=`."""
+    text = (ROOT / dockerfile).read_text()
+    assert not re.search(r"^#\s*syntax\s*=", text, re.MULTILINE | re.IGNORECASE)
+    for image in re.findall(r"^FROM (?:--platform=\S+ )?(\S+)", text, re.MULTILINE):
+        assert re.fullmatch(r"\$\{\w+_IMAGE\}", image), image
 
 
 def test_web_image_builds_assets_from_the_lockfile() -> None:
@@ -142,6 +158,14 @@ def test_healthcheck_script_and_redis_start_pass_shellcheck() -> None:
     shellcheck = tool("shellcheck", "apt-get install -y shellcheck")
     result = run([shellcheck, "--shell=sh", "deploy/redis/start.sh"])
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ci_scripts_pass_shellcheck() -> None:
+    """.ci/run (bash) and the nginx stand-in's entrypoint (POSIX sh)."""
+    shellcheck = tool("shellcheck", "apt-get install -y shellcheck")
+    for shell, script in (("bash", ".ci/run"), ("sh", ".ci/standins/nginx-entrypoint.sh")):
+        result = run([shellcheck, f"--shell={shell}", script])
+        assert result.returncode == 0, result.stdout + result.stderr
 
 
 # --- docker-compose ----------------------------------------------------------------
@@ -208,6 +232,18 @@ def test_web_scales_with_one_number(replicas: str | None, expected: int) -> None
     """WEB_REPLICAS (default 3) is the number of web containers."""
     stack = compose(None if replicas is None else {"WEB_REPLICAS": replicas})
     assert stack["services"]["web"]["deploy"]["replicas"] == expected
+
+
+@pytest.mark.parametrize(
+    ("service", "variable"), [("redis", "REDIS_IMAGE"), ("nginx", "NGINX_IMAGE")]
+)
+def test_service_images_are_variables_with_official_defaults(
+    stack: dict, service: str, variable: str
+) -> None:
+    """Empty (as in .env.example): the official image, pinned; set: that image."""
+    assert re.fullmatch(rf"{service}:\d+\.\d+-alpine", stack["services"][service]["image"])
+    other = compose({variable: "local/stand-in:1"})
+    assert other["services"][service]["image"] == "local/stand-in:1"
 
 
 def test_redis_is_private_and_protected(stack: dict) -> None:
@@ -343,9 +379,26 @@ def _settings_source() -> str:
 
 
 def _compose_sources() -> str:
-    return (ROOT / "docker-compose.yml").read_text() + (
-        ROOT / "deploy" / "compose" / "redis-lan.yml"
-    ).read_text()
+    extra = ("redis-lan.yml", "alerts.yml")
+    return (ROOT / "docker-compose.yml").read_text() + "".join(
+        (ROOT / "deploy" / "compose" / name).read_text() for name in extra
+    )
+
+
+def test_alerts_overlay_mounts_the_rules_into_the_recorder(tmp_path: Path) -> None:
+    """deploy/compose/alerts.yml: the rules file read-only in the recorder, ALERTS_FILE on it."""
+    rules = tmp_path / "rules.toml"
+    rules.write_text("")
+    files = ("docker-compose.yml", "deploy/compose/alerts.yml")
+    result = compose_config({"ALERTS_RULES": str(rules), "ALERT_URLS": "ntfy://host/t"}, files)
+    assert result.returncode == 0, result.stderr
+    recorder = yaml.safe_load(result.stdout)["services"]["recorder"]
+    assert recorder["environment"]["ALERTS_FILE"] == "/config/alerts.toml"
+    assert recorder["environment"]["ALERT_URLS"] == "ntfy://host/t"
+    mounts = [
+        v if isinstance(v, str) else f"{v['source']}:{v['target']}" for v in recorder["volumes"]
+    ]
+    assert any(m.startswith(f"{rules}:/config/alerts.toml") for m in mounts), mounts
 
 
 # --- nginx ------------------------------------------------------------------------

@@ -356,3 +356,52 @@ def test_make_run_starts_the_bridge_when_mqtt_url_is_set(tmp_path: Path, broker:
         output = run.communicate(timeout=30)[0].decode(errors="replace")
     assert "mqtt:" in output
     assert (tmp_path / "mqtt-outbox.sqlite3").exists()
+
+
+def make_certificates(folder: Path) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a certificate for localhost signed by it (openssl)."""
+    ca, ca_key = folder / "ca.crt", folder / "ca.key"
+    cert, key, csr = folder / "server.crt", folder / "server.key", folder / "server.csr"
+    ext = folder / "san.cnf"
+    ext.write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    for command in (
+        f"req -x509 -newkey rsa:2048 -nodes -keyout {ca_key} -out {ca} -days 2 -subj /CN=test-ca",
+        f"req -newkey rsa:2048 -nodes -keyout {key} -out {csr} -subj /CN=localhost",
+        f"x509 -req -in {csr} -CA {ca} -CAkey {ca_key} -CAcreateserial -out {cert} -days 2"
+        f" -extfile {ext}",
+    ):
+        subprocess.run(["openssl", *command.split()], check=True, capture_output=True)
+    key.chmod(0o644)  # mosquitto runs as this user and reads it
+    return ca, cert, key
+
+
+def test_mqtts_uses_tls_and_checks_the_certificate(tmp_path: Path, redis_url: str) -> None:
+    ca, cert, key = make_certificates(tmp_path)
+    with Mosquitto(tls=(ca, cert, key)) as broker:
+        assert broker.url.startswith("mqtts://")
+        untrusted = make_stack(tmp_path / "untrusted", redis_url, broker)
+        trusted = make_stack(tmp_path / "trusted", redis_url, broker, SSL_CERT_FILE=str(ca))
+        device = None
+        try:
+            untrusted.start("bridge", ["-m", "producers.mqtt"])
+            wait_for(
+                lambda: "TLS certificate not trusted" in bridge_log(untrusted),
+                what="the untrusted bridge refusing the broker",
+            )
+            untrusted.stop_all()
+            trusted.start("bridge", ["-m", "producers.mqtt"])
+            wait_for(lambda: "session new" in bridge_log(trusted), what="the trusted bridge")
+            device = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="tls-device")
+            device.username_pw_set(USER, PASSWORD)
+            device.tls_set(ca_certs=str(ca))
+            device.connect("localhost", broker.port)
+            device.loop_start()
+            device.publish("zigbee2mqtt/vault", b'{"temperature": 12.5}', qos=1)
+            [reading] = wait_for(lambda: stream_readings(redis_url), what="the reading over TLS")
+            assert reading["values"] == {"temperature_c": 12.5}
+        finally:
+            if device:
+                device.disconnect()
+                device.loop_stop()
+            untrusted.stop_all()
+            trusted.stop_all()

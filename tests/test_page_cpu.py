@@ -68,7 +68,7 @@ def _record(path: str, figures: dict[str, float]) -> None:
     print(f"browser CPU on {path}: {figures}")
 
 
-@pytest.mark.parametrize("path", ["/"])
+@pytest.mark.parametrize("path", ["/", "/display"])
 def test_page_cpu_budget(three_sensors: Stack, path: str) -> None:
     """An open page costs <= 5% of a core at 18 metrics/s and <= 2% with nothing arriving."""
     url = three_sensors.env["URL"] + path

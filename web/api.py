@@ -5,7 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import logging
-from collections.abc import Iterator
+import sqlite3
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 import redis
@@ -13,8 +14,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from shared import store
 from shared.reading import UNITS, Reading, unit_of
-from web import params, worker
-from web.db import get_db
+from web import db, params, sensor_settings, worker
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ UNITS_JSON = {
 @bp.get("/sensors")
 def sensors() -> Response:
     """Every known source/sensor with its metrics, last values and last error."""
-    latest = {e.reading.key: e.reading for e in store.latest(get_db())}
+    latest = {e.reading.key: e.reading for e in db.read(store.latest)}
     hub = worker.started_hub()
     if hub is not None:
         for key, data in hub.latest.items():
@@ -44,10 +44,8 @@ def sensors() -> Response:
             if key not in latest or live.ts >= latest[key].ts:
                 latest[key] = live
     errors = _sensor_errors()
-    return jsonify(
-        sensors=[_sensor_entry(r, errors.get(k)) for k, r in sorted(latest.items())],
-        units=UNITS_JSON,
-    )
+    entries = [_sensor_entry(r, errors.get(k)) for k, r in sorted(latest.items())]
+    return jsonify(sensors=sensor_settings.decorate(entries), units=UNITS_JSON)
 
 
 def _sensor_errors() -> dict[tuple[str, str], dict[str, object]]:
@@ -70,22 +68,25 @@ def _sensor_entry(reading: Reading, error: dict[str, object] | None) -> dict[str
     }
 
 
-def _selection() -> list[Reading]:
+def _selection() -> Callable[[sqlite3.Connection], list[Reading]]:
+    """The query of the request's selection (parameters checked here, on the hub)."""
     since, until = params.time_range(request.args, HOUR, MAX_RAW_SPAN)
-    return store.query_readings(
-        get_db(),
-        sources=sorted(params.names(request.args, "source") or ()),
-        sensors=sorted(params.names(request.args, "sensor") or ()),
-        since=since,
-        until=until,
-        limit=params.integer(request.args, "limit", READINGS_LIMIT),
+    sources = sorted(params.names(request.args, "source") or ())
+    sensors = sorted(params.names(request.args, "sensor") or ())
+    limit = params.integer(request.args, "limit", READINGS_LIMIT)
+    return lambda conn: store.query_readings(
+        conn, sources=sources, sensors=sensors, since=since, until=until, limit=limit
     )
 
 
 @bp.get("/readings")
 def readings() -> Response:
     """Raw readings, oldest first."""
-    return jsonify(readings=[r.to_dict() for r in _selection()])
+    query = _selection()
+    # Encoded in the read's thread too, one reading per call: one json.dumps
+    # of 10,000 readings would hold the GIL (and so the hub) for its whole run.
+    body = db.read(lambda conn: '{"readings":[' + ",".join(r.to_json() for r in query(conn)))
+    return Response(body + "]}", mimetype="application/json")
 
 
 @bp.get("/series")
@@ -96,14 +97,16 @@ def series() -> Response:
     metric = params.metric(request.args)
     since, until = params.time_range(request.args, HOUR, MAX_SERIES_SPAN)
     points = params.integer(request.args, "points", SERIES_POINTS)
-    buckets = store.series(
-        get_db(),
-        source=source,
-        sensor=sensor,
-        metric=metric,
-        since=since,
-        until=until,
-        points=points,
+    buckets = db.read(
+        lambda conn: store.series(
+            conn,
+            source=source,
+            sensor=sensor,
+            metric=metric,
+            since=since,
+            until=until,
+            points=points,
+        )
     )
     return jsonify(
         source=source,
@@ -116,26 +119,43 @@ def series() -> Response:
 @bp.get("/export.csv")
 def export_csv() -> Response:
     """The /api/readings selection as CSV, one row per metric value."""
-    rows = _selection()
+    query = _selection()
+    display = sensor_settings.wants_display(request.args)
+
+    def build(conn: sqlite3.Connection) -> str:
+        header: list[str] = ["ts", "time_utc", "source", "sensor", "seq", "metric", "value"]
+        cells: Iterator[list[object]] = _csv_rows(query(conn))
+        if display:
+            chosen = sensor_settings.load_chosen(conn)
+            header, cells = sensor_settings.display_csv(header, cells, chosen)
+        return "".join(_csv_lines(header, cells))
+
+    # Built in the read's thread: the rows' Python work stays off the hub.
+    body = db.read(build)
     headers = {"Content-Disposition": 'attachment; filename="readings.csv"'}
-    return Response(_csv_lines(rows), mimetype="text/csv", headers=headers)
+    return Response(body, mimetype="text/csv", headers=headers)
 
 
-def _csv_lines(rows: list[Reading]) -> Iterator[str]:
+def _csv_lines(header: list[str], cells: Iterator[list[object]]) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["ts", "time_utc", "source", "sensor", "seq", "metric", "value"])
-    for r in rows:
-        when = datetime.fromtimestamp(r.ts, UTC).isoformat(timespec="milliseconds")
-        for metric, value in r.values.items():
-            # Names are [A-Za-z0-9._-]; a leading "-" could still be read as a
-            # formula by a spreadsheet, so quote it as text.
-            writer.writerow([r.ts, when, _cell(r.source), _cell(r.sensor), r.seq, metric, value])
+    writer.writerow(header)
+    for row in cells:
+        writer.writerow(row)
         if buffer.tell() > 65536:
             yield buffer.getvalue()
             buffer.seek(0)
             buffer.truncate()
     yield buffer.getvalue()
+
+
+def _csv_rows(rows: list[Reading]) -> Iterator[list[object]]:
+    for r in rows:
+        when = datetime.fromtimestamp(r.ts, UTC).isoformat(timespec="milliseconds")
+        for metric, value in r.values.items():
+            # Names are [A-Za-z0-9._-]; a leading "-" could still be read as a
+            # formula by a spreadsheet, so quote it as text.
+            yield [r.ts, when, _cell(r.source), _cell(r.sensor), r.seq, metric, value]
 
 
 def _cell(name: str) -> str:

@@ -9,8 +9,20 @@ from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
 from shared.settings import Settings
-from web import api, auth, db, ingest, metrics, openapi, pages, stream, worker
-from web.db import HistoryUnavailable
+from web import (
+    alerts,
+    api,
+    auth,
+    ingest,
+    metrics,
+    openapi,
+    pages,
+    pwa,
+    sensor_settings,
+    stream,
+    worker,
+)
+from web.db import HistoryTimeout, HistoryUnavailable
 from web.params import BadParameter
 
 logger = logging.getLogger(__name__)
@@ -25,11 +37,13 @@ def build_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config["SETTINGS"] = app.config.get("SETTINGS") or Settings.from_env()
     app.json.sort_keys = False  # type: ignore[attr-defined]
     worker.init_app(app)
-    db.init_app(app)
     pages.init_app(app)
+    pwa.init_app(app)
     auth.init_app(app)
     ingest.init_app(app)
     app.register_blueprint(api.bp)
+    app.register_blueprint(sensor_settings.bp)
+    app.register_blueprint(alerts.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(stream.bp)
     app.register_blueprint(metrics.bp)
@@ -44,7 +58,10 @@ def _register_errors(app: Flask) -> None:
 
     @app.errorhandler(HistoryUnavailable)
     def no_history(exc: HistoryUnavailable) -> tuple[Response, int]:
-        return jsonify(error=str(exc)), 503
+        response = jsonify(error=str(exc))
+        if isinstance(exc, HistoryTimeout):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response, 503
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> tuple[Response, int]:

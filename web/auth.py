@@ -38,8 +38,20 @@ COOKIE_MAX_AGE = 30 * 86400
 # Routes anyone may reach: probes, the login itself, and code (no data) under /static.
 # /api/ingest checks its own token (INGEST_TOKEN).
 PUBLIC_ENDPOINTS = frozenset(
-    {"pages.healthz", "pages.readyz", "auth.login", "auth.logout", "static", "ingest.ingest"}
+    {
+        "pages.healthz",
+        "pages.readyz",
+        "auth.login",
+        "auth.logout",
+        "static",
+        "ingest.ingest",
+        # The installable app's manifest and service worker: code and icons, no data.
+        "pwa.manifest",
+        "pwa.service_worker",
+    }
 )
+# Pages a person opens: without a session they go to the login form, not a 401.
+PAGES = frozenset({"pages.index", "pages.display"})
 MAX_TOKEN_CHARS = 1024
 MIN_TOKEN_CHARS = 16
 # Failed attempts per client address before it must wait; in memory, per worker.
@@ -132,9 +144,18 @@ def require_access() -> Response | tuple[Response, int] | None:
     given = _bearer()
     if given is not None:
         return _check_bearer(given, token)
-    if request.endpoint == "pages.index":
+    if request.endpoint in PAGES:
         return redirect("login")  # relative: works under a path prefix too
     return _unauthorized("log in at /login or send Authorization: Bearer <token>")
+
+
+def can_write() -> bool:
+    """Whether this request may change settings: access is open, or it holds the full token."""
+    token = current_app.config["SETTINGS"].access_token
+    if not token or _has_session(token):
+        return True
+    given = _bearer()
+    return given is not None and token_matches(given, token)
 
 
 def _check_bearer(given: str, token: str) -> tuple[Response, int] | None:

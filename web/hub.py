@@ -9,6 +9,7 @@ Last-Event-ID.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
@@ -20,6 +21,7 @@ import gevent
 import gevent.event
 import redis
 
+from shared.alerts import ALERT_MARK, AlertMessageError, parse_alert_message
 from shared.bus import Bus, parse_message
 from shared.events import Event, stream_id_key
 from shared.marks import HighWater
@@ -52,6 +54,7 @@ class HubStats:
     received: int = 0
     rejected: int = 0
     duplicates: int = 0
+    alerts: int = 0
     reconnects: int = 0
     clients: int = 0
     dropped_slow: int = 0
@@ -239,6 +242,8 @@ class Hub:
     def accept_message(self, data: bytes | str) -> int:
         """Validate one channel message and add it; 1 if added, else 0."""
         self.stats.received += 1
+        if ALERT_MARK in (data if isinstance(data, bytes) else data.encode()):
+            return self.accept_alert(data)
         try:
             event = parse_message(data)
         except ReadingError as exc:
@@ -246,6 +251,19 @@ class Hub:
             logger.warning("dropped a message on %r: %s", self.bus.channel, exc)
             return 0
         return self.accept(event)
+
+    def accept_alert(self, data: bytes | str) -> int:
+        """An alert transition from the recorder: `event: alert` to every client of its sensor."""
+        try:
+            alert = parse_alert_message(data)
+        except AlertMessageError as exc:
+            self.stats.rejected += 1
+            logger.warning("dropped a message on %r: %s", self.bus.channel, exc)
+            return 0
+        self.stats.alerts += 1
+        payload = encode_event(json.dumps(alert, separators=(",", ":")), event="alert")
+        self._append(Entry(None, alert["source"], alert["sensor"], payload))
+        return 1
 
     def accept(self, event: Event) -> int:
         """Add a valid event unless it repeats one already delivered."""

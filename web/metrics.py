@@ -18,8 +18,7 @@ import redis
 from flask import Blueprint, Response
 
 from shared import store
-from web import worker
-from web.db import HistoryUnavailable, get_db
+from web import alerts, db, worker
 from web.hub import RING_SIZE, Hub
 
 logger = logging.getLogger(__name__)
@@ -32,6 +31,7 @@ COUNTERS = {
     "received": "messages received on the channel",
     "rejected": "channel messages dropped as invalid",
     "duplicates": "channel messages dropped as repeats",
+    "alerts": "alert transitions received on the channel",
     "reconnects": "Redis subscription reconnects",
     "dropped_slow": "clients dropped for falling behind",
     "events_out": "events written to clients",
@@ -138,9 +138,13 @@ def metrics() -> Response:
     now = time.time()
     try:
         ages = [
-            (e.reading.source, e.reading.sensor, now - e.reading.ts) for e in store.latest(get_db())
+            (e.reading.source, e.reading.sensor, now - e.reading.ts) for e in db.read(store.latest)
         ]
-    except HistoryUnavailable:
+    except db.HistoryUnavailable:
         ages = []
     body = render(workers, recorder, ages, lag)
+    try:
+        body += alerts.render_metrics(alerts.firing_count(), alerts.targets())
+    except db.HistoryUnavailable:
+        body += alerts.render_metrics(0, alerts.targets())
     return Response(body, mimetype="text/plain", headers={"Cache-Control": "no-cache"})

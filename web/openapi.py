@@ -13,7 +13,7 @@ from flask import Blueprint, Response, current_app, jsonify
 
 from shared.events import STREAM_ID_RE
 from shared.reading import MAX_METRICS, MAX_SEQ, MAX_TS, METRIC_RE, MIN_TS, NAME_RE
-from web import api, auth, params
+from web import alerts, api, auth, params
 
 bp = Blueprint("openapi", __name__, url_prefix="/api")
 
@@ -127,6 +127,12 @@ def _paths(channel: str) -> dict[str, Any]:
             "get": {
                 "summary": "every known source/sensor with its metrics and last values",
                 "responses": {"200": _json(_ref("Sensors"), "the sensors"), **_api_errors()},
+            }
+        },
+        "/api/alerts": {
+            "get": {
+                "summary": "alert states (firing first), rules, recent transitions, targets",
+                "responses": {"200": _json(_ref("Alerts"), "the alerts"), **_api_errors()},
             }
         },
         "/api/readings": {
@@ -284,6 +290,7 @@ def _schemas() -> dict[str, Any]:
                 "units": {"type": "object", "additionalProperties": unit},
             },
         },
+        "Alerts": alerts.openapi_schema(),
         "Series": {
             "type": "object",
             "required": ["source", "sensor", "metric", "buckets"],

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
 
 import redis
 from flask import Blueprint, Flask, Response, jsonify, render_template
 
-from web import worker
-from web.db import HistoryUnavailable, get_db
+from shared import sensor_settings
+from web import auth, db, worker
 
 bp = Blueprint("pages", __name__)
 
@@ -23,7 +22,18 @@ CSP = (
 @bp.get("/")
 def index() -> str:
     """The dashboard."""
-    return render_template("index.html")
+    return render_template(
+        "index.html",
+        can_edit=auth.can_write(),
+        unit_choices=sensor_settings.unit_choices(),
+        max_decimals=sensor_settings.MAX_DECIMALS,
+    )
+
+
+@bp.get("/display")
+def display() -> str:
+    """The kiosk page: large live values, no controls (DESIGN.md section 11)."""
+    return render_template("display.html")
 
 
 @bp.get("/healthz")
@@ -40,8 +50,8 @@ def readyz() -> tuple[Response, int]:
     if not hub.connected:
         problems.append("the Redis subscription is not live")
     try:
-        get_db().execute("SELECT 1 FROM readings LIMIT 1").fetchall()
-    except (HistoryUnavailable, sqlite3.Error) as exc:
+        db.read(lambda conn: conn.execute("SELECT 1 FROM readings LIMIT 1").fetchall())
+    except db.HistoryUnavailable as exc:
         problems.append(str(exc))
     try:
         recorder = worker.bus().recorder_lag()

@@ -10,7 +10,6 @@ import sqlite3
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import redis
 from flask import Blueprint, Response, current_app, request
@@ -18,6 +17,7 @@ from flask import Blueprint, Response, current_app, request
 from shared.events import Event, stream_id_key
 from shared.marks import HighWater
 from web import db, params, worker
+from web.db import HistoryUnavailable
 from web.hub import Hub, IdKey, Overrun
 from web.sse import encode_comment, encode_event, encode_id, encode_retry
 
@@ -28,7 +28,8 @@ RETRY_MS = 2000
 MAX_BACKFILL = 50_000
 _PAGE = 1000
 
-History = Callable[[str, int], list[Event]]
+# The stored events after an id, or None if there are more than the limit.
+History = Callable[[str, int], list[Event] | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,10 +180,10 @@ def _from_history(history: History | None, last_id: str) -> list[Event]:
     if history is None:
         raise CannotResume("the stream was trimmed and there is no database")
     try:
-        events = history(last_id, MAX_BACKFILL + 1)
-    except sqlite3.Error as exc:
+        events = history(last_id, MAX_BACKFILL)
+    except (sqlite3.Error, HistoryUnavailable) as exc:
         raise CannotResume(f"the database cannot be read ({exc})") from None
-    if len(events) > MAX_BACKFILL:
+    if events is None or len(events) > MAX_BACKFILL:
         raise CannotResume(f"more than {MAX_BACKFILL} events to replay")
     return events
 
@@ -237,13 +238,13 @@ def stream() -> Response:
     wanted = Filter(params.names(request.args, "source"), params.names(request.args, "sensor"))
     last_id = _last_event_id()
     _drop_silent_peer(request.environ.get("gunicorn.socket"), settings.heartbeat)
-    path: Path = settings.database_path
+    path, deadline = settings.database_path, settings.query_timeout
     body = stream_events(
         worker.hub(),
         wanted,
         last_id,
         heartbeat=settings.heartbeat,
-        history=lambda after, limit: db.events_after(path, after, limit),
+        history=lambda after, limit: db.events_after(path, after, limit, deadline),
     )
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return StreamResponse(body, mimetype="text/event-stream", headers=headers)

@@ -61,7 +61,7 @@ def _build_hub(app: Flask) -> Hub:
     built = Hub(
         connect(settings.redis_url),
         app.extensions["bus"],
-        seed=lambda: db.latest_events(path),
+        seed=lambda: db.latest_events(path, settings.query_timeout),
         heartbeat=settings.heartbeat,
     )
     # Its greenlets need a gevent-patched worker; in an unpatched process

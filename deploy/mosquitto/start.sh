@@ -23,6 +23,8 @@ password_file $passwd
 # Sessions and queued QoS 1 messages survive a restart of the broker.
 persistence true
 persistence_location /mosquitto/data/
+# The default (1,000 per client) drops messages while the bridge restarts.
+max_queued_messages 100000
 log_dest stdout
 CONF
 exec mosquitto -c "$conf"

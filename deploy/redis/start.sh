@@ -9,7 +9,8 @@
 #   producer  REDIS_PRODUCER_PASSWORD   publish readings (script, stream, channel);
 #                                       subscribe (the MQTT bridge's Home Assistant side)
 #   web       REDIS_WEB_PASSWORD        read the stream and subscribe, nothing else
-#   recorder  REDIS_RECORDER_PASSWORD   consumer group on the stream, delivery marks
+#   recorder  REDIS_RECORDER_PASSWORD   consumer group on the stream, delivery marks,
+#                                       alert transitions on the channel
 #
 # Every key the app uses is "<REDIS_CHANNEL>:<name>" (see shared/bus.py), so one
 # channel name scopes every user. `%R~` (Redis >= 7.0) makes a key read-only
@@ -42,5 +43,5 @@ exec redis-server \
     -@all +@connection +@read -@dangerous +subscribe +unsubscribe \
   --user recorder on ">${REDIS_RECORDER_PASSWORD}" resetchannels "&${ch}" "~${ch}:*" \
     -@all +@connection +@read +@write +@stream +@hash -@dangerous -@scripting \
-    +subscribe +unsubscribe +evalsha +eval '+script|load' '+script|exists' \
+    +subscribe +unsubscribe +publish +evalsha +eval '+script|load' '+script|exists' \
   "$@"

@@ -12,7 +12,10 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from types import FrameType
+
+import paho.mqtt.client as mqtt
 
 from producers.mqtt import discovery
 from producers.mqtt.bridge import Bridge
@@ -49,13 +52,14 @@ def run(settings: Settings, broker: Broker, routes: tuple[Route, ...]) -> int:
         settings.outbox_path, max_rows=settings.outbox_max_rows, max_age=settings.outbox_max_age
     )
     producer = Producer(settings, [], outbox)
-    bridge = Bridge(routes, outbox, producer)
+    bridge = Bridge(routes, outbox, producer, str(broker))
     client = make_client(broker, client_id(settings), manual_ack=True)
     # A bug in a callback is logged by paho and the loop goes on.
     client.suppress_exceptions = True
     client.enable_logger(logging.getLogger("producers.mqtt.paho"))
     client.on_connect = bridge.on_connect
     client.on_subscribe = bridge.on_subscribe
+    client.on_connect_fail = bridge.on_connect_fail
     client.on_disconnect = bridge.on_disconnect
     client.on_message = bridge.on_message
     announcer = None
@@ -95,11 +99,20 @@ def run(settings: Settings, broker: Broker, routes: tuple[Route, ...]) -> int:
     return 1 if bridge.failed.is_set() else 0
 
 
-def _then(on_connect, after):  # type: ignore[no-untyped-def]
+OnConnect = Callable[[mqtt.Client, object, mqtt.ConnectFlags, object, object], None]
+
+
+def _then(on_connect: OnConnect, after: Callable[[], None]) -> OnConnect:
     """An on_connect callback that runs `after` once connected."""
 
-    def both(client, userdata, flags, reason, properties) -> None:  # type: ignore[no-untyped-def]
-        on_connect(client, userdata, flags, reason, properties)
+    def both(
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.ConnectFlags,
+        reason: object,
+        props: object,
+    ) -> None:
+        on_connect(client, userdata, flags, reason, props)
         if not getattr(reason, "is_failure", False):
             after()
 

@@ -77,8 +77,16 @@ class Stats:
 class Bridge:
     """Routes each message to its firmware's decoder and stores the readings."""
 
-    def __init__(self, routes: tuple[Route, ...], outbox: Outbox, producer: Producer) -> None:
+    def __init__(
+        self,
+        routes: tuple[Route, ...],
+        outbox: Outbox,
+        producer: Producer,
+        broker: str = "the broker",
+    ) -> None:
         self.routes = routes
+        self.broker = broker  # for logs, without the password
+        self.connect_failures = 0
         self.outbox = outbox
         self.producer = producer
         self.ctx = Context(now=time.time())
@@ -137,6 +145,7 @@ class Bridge:
         if getattr(reason, "is_failure", False):
             logger.error("broker refused the connection: %s", reason)
             return
+        self.connect_failures = 0
         result, _ = client.subscribe([(r.filter, 1) for r in self.routes])
         logger.info(
             "connected (session %s); subscribing to %s: %s",
@@ -144,6 +153,17 @@ class Bridge:
             ", ".join(r.filter for r in self.routes),
             mqtt.error_string(result),
         )
+
+    def on_connect_fail(self, client: mqtt.Client, userdata: object) -> None:
+        """Say so (the first time and every tenth): paho retries with capped backoff."""
+        self.connect_failures += 1
+        if self.connect_failures == 1 or self.connect_failures % 10 == 0:
+            logger.warning(
+                "cannot connect to %s (down, refused, or its TLS certificate not trusted);"
+                " retrying (%d failures)",
+                self.broker,
+                self.connect_failures,
+            )
 
     def on_subscribe(
         self, client: mqtt.Client, userdata: object, mid: int, reasons: list, properties: object
@@ -156,8 +176,11 @@ class Bridge:
     def on_disconnect(
         self, client: mqtt.Client, userdata: object, flags: object, reason: object, props: object
     ) -> None:
-        """Log it; paho reconnects by itself with capped backoff."""
-        logger.warning("disconnected from the broker (%s); reconnecting", reason)
+        """Log it; paho reconnects by itself with capped backoff (unless we asked)."""
+        if getattr(reason, "is_failure", True):
+            logger.warning("disconnected from the broker (%s); reconnecting", reason)
+        else:
+            logger.info("disconnected from the broker")
 
     def on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         """Store, then acknowledge; a message that cannot be stored is never acknowledged."""

@@ -56,6 +56,8 @@ export function exportUrl(source, sensor, since, until) {
     until: String(Math.ceil(until)),
     // The API's ceiling; longer spans at 1 Hz are cut after the first 10,000 readings.
     limit: "10000",
+    // Names and units as the sensor's settings show them (the plain export is the importable one).
+    display: "1",
   });
   return `api/export.csv?${query}`;
 }

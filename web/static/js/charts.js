@@ -2,7 +2,7 @@
 // better than one chart with three y axes: °C, % and hPa share no scale), a
 // dataset triple per metric (max and min drawn as a band, avg as the line).
 /* global Chart */
-import { formatValue, metricLabel, unitLabel, unitRank, unitSymbol, valueSuffix } from "./format.js";
+import { formatShown, metricLabel, shownSuffix, unitLabel, unitRank } from "./format.js";
 import { pace } from "./pace.js";
 import { theme } from "./theme.js";
 
@@ -23,8 +23,12 @@ const TIME_FORMATS = {
   year: "yyyy",
 };
 
-/** The value axis; an on/off metric gets a fixed 0..1 axis labelled off/on. */
-function yAxis(unit, colors) {
+/**
+ * The value axis; an on/off metric gets a fixed 0..1 axis labelled off/on.
+ * Data stay in the stored unit (alert thresholds are drawn in it too); a unit
+ * chosen in the settings (°F, inHg) converts the labels only.
+ */
+function yAxis(unit, colors, display) {
   const axis = {
     grace: "8%",
     ticks: { maxTicksLimit: 5, color: colors.muted },
@@ -34,6 +38,8 @@ function yAxis(unit, colors) {
   if (unit === "bool") {
     Object.assign(axis, { min: 0, max: 1, grace: 0 });
     Object.assign(axis.ticks, { stepSize: 1, callback: (value) => (value ? "on" : "off") });
+  } else if (display) {
+    axis.ticks.callback = (value) => formatShown(unit, value, display);
   }
   return axis;
 }
@@ -62,10 +68,10 @@ export class SensorCharts {
   }
 
   /** Make room for a metric: its unit's chart (created on first use) and its datasets. */
-  ensureMetric(metric, unit, color) {
+  ensureMetric(metric, unit, color, display) {
     // Without Chart.js (vendor files not installed) the cards still work.
     if (this.metrics.has(metric) || typeof Chart === "undefined") return;
-    const unitChart = this.units.get(unit) || this.createChart(unit);
+    const unitChart = this.units.get(unit) || this.createChart(unit, display);
     const label = metricLabel(metric);
     const common = { metric, parsing: false, pointRadius: 0, borderWidth: 0, data: [] };
     const max = { ...common, role: "max", label: `${label} max`, fill: "+1" };
@@ -86,22 +92,23 @@ export class SensorCharts {
     this.schedule(unitChart);
   }
 
-  createChart(unit) {
+  /** A chart for one unit; `display` is how the sensor's settings show that unit. */
+  createChart(unit, display) {
     const figure = this.template.content.firstElementChild.cloneNode(true);
     figure.dataset.unit = unit;
-    figure.querySelector(".chart-unit").textContent = unitSymbol(unit);
+    figure.querySelector(".chart-unit").textContent = shownSuffix(unit, display);
     const canvas = figure.querySelector("canvas");
     // Charts in the cards' unit order, whatever order the metrics arrived in.
     const after = [...this.units.values()].find((other) => unitRank(other.unit) > unitRank(unit));
     this.container.insertBefore(figure, after ? after.figure : null);
-    const chart = new Chart(canvas, this.options(unit));
-    const unitChart = { unit, figure, chart, metrics: [], dirty: false, visible: !this.observer };
+    const chart = new Chart(canvas, this.options(unit, display));
+    const unitChart = { unit, display, figure, chart, metrics: [], dirty: false, visible: !this.observer };
     this.units.set(unit, unitChart);
     this.observer?.observe(figure);
     return unitChart;
   }
 
-  options(unit) {
+  options(unit, display) {
     const colors = theme();
     return {
       type: "line",
@@ -120,7 +127,7 @@ export class SensorCharts {
             grid: { color: colors.grid },
             border: { display: false },
           },
-          y: yAxis(unit, colors),
+          y: yAxis(unit, colors, display),
         },
         plugins: {
           legend: {
@@ -136,7 +143,7 @@ export class SensorCharts {
           },
           tooltip: {
             filter: (item) => item.dataset.role === "avg",
-            callbacks: { label: (item) => this.tooltipLabel(unit, item) },
+            callbacks: { label: (item) => this.tooltipLabel(unit, item, display) },
           },
           decimation: { enabled: true, algorithm: "min-max" },
         },
@@ -144,13 +151,13 @@ export class SensorCharts {
     };
   }
 
-  tooltipLabel(unit, item) {
+  tooltipLabel(unit, item, display) {
     const raw = item.raw;
-    const suffix = valueSuffix(unit);
-    const value = `${formatValue(unit, raw.y)}${suffix ? ` ${suffix}` : ""}`;
+    const suffix = shownSuffix(unit, display);
+    const value = `${formatShown(unit, raw.y, display)}${suffix ? ` ${suffix}` : ""}`;
     const band =
       raw.min !== undefined && raw.max !== undefined && raw.min !== raw.max
-        ? ` (${formatValue(unit, raw.min)} – ${formatValue(unit, raw.max)})`
+        ? ` (${formatShown(unit, raw.min, display)} – ${formatShown(unit, raw.max, display)})`
         : "";
     return ` ${item.dataset.label}: ${value}${band}`;
   }
@@ -317,5 +324,12 @@ export class SensorCharts {
     this.container.dataset.points = String(points);
     this.container.dataset.draws = String(this.draws);
     if (this.state) this.container.dataset.state = this.state;
+  }
+
+  destroy() {
+    this.observer?.disconnect();
+    for (const { chart } of this.units.values()) chart.destroy();
+    this.units.clear();
+    this.metrics.clear();
   }
 }

@@ -1,6 +1,8 @@
 // The connection badge in the top bar: live, reconnecting, or offline with a
 // countdown and a "Retry now" button. Text only; the colour comes from data-state.
 
+import { unreachableLabel } from "./pwa.js";
+
 const badge = document.getElementById("connection");
 const text = badge.querySelector(".connection-text");
 const countdown = badge.querySelector(".connection-countdown");
@@ -14,7 +16,7 @@ const LABELS = {
 
 /** Show the stream's state; `retryAt` (ms) is when the next attempt is due, 0 if the browser retries. */
 export function showConnection(state, { retryAt = 0 } = {}) {
-  const label = state === "offline" ? "Server unreachable, retrying" : LABELS[state];
+  const label = state === "offline" ? unreachableLabel() : LABELS[state];
   if (!label) return;
   if (badge.dataset.state !== state) badge.dataset.state = state;
   if (text.textContent !== label) text.textContent = label;

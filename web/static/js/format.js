@@ -67,10 +67,11 @@ function numberFormat(digits) {
 }
 
 /** A value as a person reads it, without its unit: 21.53 °C -> "21.5", 812 rpm -> "812". */
-export function formatValue(unit, value) {
+export function formatValue(unit, value, decimals) {
   if (typeof value !== "number" || !Number.isFinite(value)) return "—";
   if (unit === "bool") return value ? "on" : "off";
   if (unit === "bytes") return formatBytes(value);
+  if (Number.isInteger(decimals)) return numberFormat(decimals).format(value);
   let digits = UNITS[unit]?.digits ?? 2;
   // A tiny non-zero value (0.004 W) would print as 0.0: give it the digits to show.
   if (value !== 0 && Math.abs(value) < 0.5 * 10 ** -digits) digits += 2;
@@ -91,4 +92,19 @@ function formatBytes(value) {
 /** The unit after a formatted value: nothing for bytes, which carry their own. */
 export function valueSuffix(unit) {
   return unit === "bytes" ? "" : unitSymbol(unit);
+}
+
+/**
+ * A value as a sensor's settings show it: `display` (from /api/sensors, absent
+ * when the sensor shows its metrics as stored) converts it (°F, inHg, mmHg:
+ * value * scale + offset) and may fix the decimals.
+ */
+export function formatShown(unit, value, display) {
+  if (!display || typeof value !== "number") return formatValue(unit, value);
+  return formatValue(unit, value * (display.scale ?? 1) + (display.offset ?? 0), display.decimals);
+}
+
+/** The unit printed after a value shown with `display`. */
+export function shownSuffix(unit, display) {
+  return display?.symbol ?? valueSuffix(unit);
 }

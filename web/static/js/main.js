@@ -1,9 +1,12 @@
 // The dashboard: a snapshot from /api/sensors, history from /api/series, then
-// live readings from one EventSource (docs/architecture.md, "Data path").
+// live readings from one EventSource (DESIGN.md section 6).
 /* global Chart */
+import { Alerts } from "./alerts.js";
 import { exportUrl, fetchSensors, fetchSeries, RANGES } from "./api.js";
 import { showConnection } from "./connection.js";
 import { setUnits } from "./format.js";
+import { registerShell } from "./pwa.js";
+import { SettingsEditor } from "./settings.js";
 import { LiveStream } from "./stream.js";
 import { theme, watchTheme } from "./theme.js";
 import { SensorView } from "./view.js";
@@ -14,6 +17,8 @@ const SLIDE_MS = 15000; // 1/60 of the live window: about 10 px a step
 const HISTORY_REFRESH_MS = { "1h": 30000, "24h": 120000, "7d": 600000, "30d": 1800000 };
 
 const views = new Map(); // "source/sensor" -> SensorView
+// "source/sensor" -> {settings, displays: {metric: display}, signature} from the last snapshot
+const chosen = new Map();
 const sensorsEl = document.getElementById("sensors");
 const emptyEl = document.getElementById("empty");
 const noticeEl = document.getElementById("notice");
@@ -26,6 +31,13 @@ for (const name of ["source", "sensor"]) {
 }
 let range = pageQuery.get("range") in RANGES ? pageQuery.get("range") : "live";
 let historyTimer = 0;
+let alerts = null; // the Alerts panel, once started
+// Settings are offered to whoever holds the full token (the server checks again).
+const editor =
+  dashboardEl.dataset.canEdit === "true"
+    ? new SettingsEditor(document.getElementById("settings-dialog"), () => refreshSensors())
+    : null;
+const hiddenEl = document.getElementById("hidden-sensors");
 
 /** Whether a source/sensor passes the page's ?source= / ?sensor= filters (comma lists). */
 function wanted(source, sensor) {
@@ -40,40 +52,93 @@ function now() {
   return Date.now() / 1000;
 }
 
-/** The view of a sensor, created (and placed in name order) on first sight. */
+/** Page order: the order chosen in the settings, then source/sensor. */
+function before(a, b) {
+  return (a.settings.order || 0) - (b.settings.order || 0) || a.key.localeCompare(b.key);
+}
+
+/** The view of a sensor, created (and placed in order) on first sight; null while hidden. */
 function viewOf(source, sensor) {
   const key = `${source}/${sensor}`;
   let view = views.get(key);
   if (view) return view;
-  view = new SensorView(source, sensor);
+  const { settings = {} } = chosen.get(key) || {};
+  if (settings.hidden) return null;
+  view = new SensorView(source, sensor, settings);
   views.set(key, view);
-  const after = [...views.values()]
-    .filter((other) => other !== view && other.key.localeCompare(key) > 0)
-    .sort((a, b) => a.key.localeCompare(b.key))[0];
+  if (editor) view.offerSettings(() => editor.open(source, sensor, chosen.get(key)?.settings));
+  const after = [...views.values()].filter((other) => other !== view && before(view, other) < 0).sort(before)[0];
   sensorsEl.insertBefore(view.el, after ? after.el : null);
   emptyEl.hidden = true;
   return view;
 }
 
-/** Merge a /api/sensors answer into the page. */
+/** Take a sensor off the page (hidden, or about to be rebuilt with new settings). */
+function dropView(key) {
+  const view = views.get(key);
+  if (!view) return;
+  views.delete(key);
+  view.freshness.stop();
+  view.charts.destroy();
+  view.el.remove();
+}
+
+/** Remember a sensor's settings; a change in them rebuilds its panel. */
+function noteSettings(item) {
+  const key = `${item.source}/${item.sensor}`;
+  const displays = Object.fromEntries(
+    Object.entries(item.metrics || {}).map(([metric, info]) => [metric, info?.display]),
+  );
+  const signature = JSON.stringify([item.settings || {}, displays]);
+  const known = chosen.get(key);
+  chosen.set(key, { settings: item.settings || {}, displays, signature });
+  if (known && known.signature !== signature) dropView(key);
+}
+
+/** Merge a /api/sensors answer (the sensors and the unit table) into the page. */
 function applySnapshot({ sensors, units }) {
   setUnits(units);
   const created = [];
   for (const item of sensors) {
     if (!item || typeof item.source !== "string" || typeof item.sensor !== "string") continue;
     if (!wanted(item.source, item.sensor)) continue;
+    noteSettings(item);
     const isNew = !views.has(`${item.source}/${item.sensor}`);
     const view = viewOf(item.source, item.sensor);
+    if (!view) continue;
     let added = isNew;
     for (const [metric, info] of Object.entries(item.metrics || {})) {
-      added = view.addMetric(metric, info?.unit) || added;
+      added = view.addMetric(metric, info?.unit, info?.display) || added;
       view.setValue(metric, info?.last);
     }
     view.setLastSeen(item.last_seen);
     view.setError(item.last_error);
     if (added) created.push(view);
   }
+  if (created.length) alerts?.renderCards(); // a firing metric's new card is marked at once
+  if (editor) listHidden();
   return created;
+}
+
+/** For editors: the hidden sensors, each with its settings button (to show it again). */
+function listHidden() {
+  const list = hiddenEl.querySelector(".hidden-list");
+  const items = [];
+  for (const [key, { settings }] of chosen) {
+    if (!settings.hidden) continue;
+    const item = document.createElement("li");
+    const name = document.createElement("span");
+    name.textContent = settings.name ? `${settings.name} (${key})` : key;
+    const button = document.createElement("button");
+    button.type = "button";
+    button.textContent = "Settings";
+    const [source, sensor] = key.split("/");
+    button.addEventListener("click", () => editor.open(source, sensor, settings));
+    item.append(name, " ", button);
+    items.push(item);
+  }
+  list.replaceChildren(...items);
+  hiddenEl.hidden = items.length === 0;
 }
 
 function onReading(reading) {
@@ -82,15 +147,20 @@ function onReading(reading) {
   if (typeof ts !== "number" || !values || typeof values !== "object") return;
   let added = !views.has(`${source}/${sensor}`);
   const view = viewOf(source, sensor);
+  if (!view) return;
+  const displays = chosen.get(view.key)?.displays || {};
   for (const [metric, value] of Object.entries(values)) {
-    added = view.addMetric(metric) || added;
+    added = view.addMetric(metric, undefined, displays[metric]) || added;
     view.setValue(metric, value);
   }
   view.seen(ts, now());
   view.charts.appendLive(ts, values, RANGES.live);
   // A sensor or metric first seen on the stream gets its card and chart at
   // once, and whatever history the server has behind them.
-  if (added) loadHistory(view, { quiet: true });
+  if (added) {
+    loadHistory(view, { quiet: true });
+    alerts?.renderCards();
+  }
 }
 
 /** [since, until] in Unix seconds for a range, ending now. */
@@ -151,6 +221,7 @@ function showNotice(text) {
   noticeEl.hidden = !shown;
 }
 
+/** Fetch the sensor list now (after the settings changed) and draw what it changed. */
 async function refreshSensors() {
   try {
     const created = applySnapshot(await fetchSensors());
@@ -207,13 +278,18 @@ function setupChartDefaults() {
 }
 
 async function start() {
+  registerShell();
   setupChartDefaults();
   setupRangeSelector();
+  alerts = new Alerts(document.getElementById("alerts"));
   const stream = new LiveStream({
     filters,
     onReading,
-    onReset,
+    onReset: async (reason) => {
+      await Promise.all([onReset(reason), alerts.refresh()]);
+    },
     onState: (state, detail) => showConnection(state, detail),
+    onAlert: (alert) => alerts.onEvent(alert),
   });
   document.querySelector(".connection-retry").addEventListener("click", () => stream.retryNow());
   addEventListener("online", () => stream.retryNow());
@@ -243,6 +319,7 @@ async function start() {
     showNotice(`Could not load the sensor list (${error.message}); live values will still appear.`);
   }
   stream.open();
+  alerts.start();
   emptyEl.hidden = views.size > 0;
   scheduleHistoryRefresh();
   await loadAllHistory();

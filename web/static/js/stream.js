@@ -16,10 +16,12 @@ export class LiveStream {
    * @param {(reading: object) => void} options.onReading
    * @param {(reason: string) => void} options.onReset  the server lost our position
    * @param {(state: string, detail: object) => void} options.onState
+   * @param {(alert: object) => void} [options.onAlert]  an alert transition (`event: alert`)
    */
-  constructor({ filters, onReading, onReset, onState }) {
+  constructor({ filters, onReading, onReset, onState, onAlert = () => {} }) {
     this.filters = filters;
     this.onReading = onReading;
+    this.onAlert = onAlert;
     this.onReset = onReset;
     this.onState = onState;
     this.source = null;
@@ -45,6 +47,7 @@ export class LiveStream {
     });
     source.addEventListener("reading", (event) => this.handleReading(event));
     source.addEventListener("reset", (event) => this.onReset(event.data || ""));
+    source.addEventListener("alert", (event) => this.handleAlert(event));
     source.addEventListener("error", () => this.handleError(source));
   }
 
@@ -58,6 +61,14 @@ export class LiveStream {
       return;
     }
     if (reading && typeof reading === "object" && reading.values) this.onReading(reading);
+  }
+
+  handleAlert(event) {
+    try {
+      this.onAlert(JSON.parse(event.data));
+    } catch {
+      console.warn("stream: an alert that is not JSON was ignored");
+    }
   }
 
   handleError(source) {

@@ -2,7 +2,7 @@
 // Every string that came from a reading or the API goes in through
 // textContent or a dataset, never as HTML (issue 7).
 import { SensorCharts } from "./charts.js";
-import { formatValue, metricLabel, unitOf, unitRank, valueSuffix } from "./format.js";
+import { formatShown, metricLabel, shownSuffix, unitOf, unitRank } from "./format.js";
 import { Freshness } from "./freshness.js";
 import { pace, soon } from "./pace.js";
 
@@ -17,10 +17,12 @@ function clone(id) {
 }
 
 export class SensorView {
-  constructor(source, sensor) {
+  /** @param {object} settings  the sensor's settings from /api/sensors (name, order...) */
+  constructor(source, sensor, settings = {}) {
     this.source = source;
     this.sensor = sensor;
     this.key = `${source}/${sensor}`;
+    this.settings = settings;
     this.metrics = new Map(); // metric -> {unit, valueEl, cardEl, value}
     this.freshness = new Freshness((stale, silence) =>
       soon(`${this.key}:stale`, () => this.showStale(stale, silence)),
@@ -28,7 +30,7 @@ export class SensorView {
 
     const el = clone("tpl-sensor");
     el.dataset.sensor = this.key;
-    el.querySelector(".sensor-name").textContent = sensor;
+    el.querySelector(".sensor-name").textContent = settings.name || sensor;
     el.querySelector(".sensor-source").textContent = source;
     this.el = el;
     this.cardsEl = el.querySelector(".cards");
@@ -40,8 +42,11 @@ export class SensorView {
     this.charts = new SensorCharts(chartsEl, document.getElementById("tpl-chart"));
   }
 
-  /** Add a metric's card and chart line, once; `unit` from the API, else the name's suffix. */
-  addMetric(metric, unit) {
+  /**
+   * Add a metric's card and chart line, once; `unit` from the API wins over the
+   * suffix; `display` (from /api/sensors) is how the settings show it (°F...).
+   */
+  addMetric(metric, unit, display) {
     if (this.metrics.has(metric)) return false;
     const resolved = unit || unitOf(metric);
     const color = this.metrics.size % PALETTE_SIZE;
@@ -50,7 +55,7 @@ export class SensorView {
     card.classList.add(`series-${color}`);
     card.querySelector(".card-label").textContent = metricLabel(metric);
     card.querySelector(".card-key").textContent = metric;
-    card.querySelector(".card-unit").textContent = valueSuffix(resolved);
+    card.querySelector(".card-unit").textContent = shownSuffix(resolved, display);
     const valueEl = card.querySelector(".card-value");
     valueEl.dataset.metric = `${this.key}/${metric}`;
     // Cards sorted by unit, then name: the same order on every load, whatever
@@ -59,8 +64,8 @@ export class SensorView {
     const after = [...this.metrics.values()].find((m) => compare(m.order, order) > 0);
     this.cardsEl.insertBefore(card, after ? after.cardEl : null);
     if (this.stale) card.dataset.stale = this.freshness.silence;
-    this.metrics.set(metric, { unit: resolved, valueEl, cardEl: card, order, value: undefined });
-    this.charts.ensureMetric(metric, resolved, color);
+    this.metrics.set(metric, { unit: resolved, display, valueEl, cardEl: card, order, value: undefined });
+    this.charts.ensureMetric(metric, resolved, color, display);
     return true;
   }
 
@@ -74,7 +79,7 @@ export class SensorView {
 
   drawValues() {
     for (const entry of this.metrics.values()) {
-      const text = formatValue(entry.unit, entry.value);
+      const text = formatShown(entry.unit, entry.value, entry.display);
       if (entry.valueEl.textContent !== text) entry.valueEl.textContent = text;
     }
   }
@@ -111,6 +116,13 @@ export class SensorView {
       if (stale) el.dataset.stale = silence;
       else delete el.dataset.stale;
     }
+  }
+
+  /** Show the settings button; `open` opens the editor for this sensor. */
+  offerSettings(open) {
+    const button = this.el.querySelector(".sensor-edit");
+    button.hidden = false;
+    button.addEventListener("click", open);
   }
 
   /** Point the CSV link at the time span the charts show. */
