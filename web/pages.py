@@ -32,7 +32,7 @@ def index() -> str:
 
 @bp.get("/display")
 def display() -> str:
-    """The kiosk page: large live values, no controls (DESIGN.md section 11)."""
+    """The kiosk page: large live values, no controls (docs/architecture.md, "Data path")."""
     return render_template("display.html")
 
 

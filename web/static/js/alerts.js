@@ -1,4 +1,4 @@
-// Alerts on the dashboard (DESIGN.md section 8): what is firing, at the top of
+// Alerts on the dashboard (docs/alerts.md): what is firing, at the top of
 // the page and on its card; each rule's threshold as a dashed line on the
 // chart of every metric it watches; transitions as markers on the time axis.
 // The state comes from /api/alerts, then live from `event: alert`.

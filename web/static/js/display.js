@@ -1,4 +1,4 @@
-// The kiosk page (DESIGN.md section 11): a tile per metric, values as large
+// The kiosk page (docs/architecture.md, "Data path"): a tile per metric, values as large
 // as the screen allows, stale sensors marked, no controls. It reconnects by
 // itself and resumes after the last event it saw, so a gap is backfilled.
 // Options in the page's URL, set once on the kiosk:

@@ -1,5 +1,5 @@
 // The dashboard: a snapshot from /api/sensors, history from /api/series, then
-// live readings from one EventSource (DESIGN.md section 6).
+// live readings from one EventSource (docs/architecture.md, "Data path").
 /* global Chart */
 import { Alerts } from "./alerts.js";
 import { exportUrl, fetchSensors, fetchSeries, RANGES } from "./api.js";
