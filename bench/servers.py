@@ -83,6 +83,8 @@ def start_servers(stack: Stack, workers: int, heartbeat: float) -> dict[str, Ser
     redis_port = int(url.rsplit(":", 1)[1].split("/")[0])
     env = {"WEB_WORKERS": str(workers), "HEARTBEAT_INTERVAL": str(heartbeat)}
     env["LOG_LEVEL"] = "WARNING"
+    # Every load client connects from this host: no per-address cap here.
+    env["STREAM_MAX_PER_CLIENT"] = env["STREAM_MAX_CLIENTS"] = "100000"
     servers = {}
     port = free_port()
     stack.start_web(PRODUCT, port=port, **env)

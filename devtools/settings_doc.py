@@ -35,7 +35,8 @@ def shown_default(row: Field) -> str:
 def render() -> str:
     """The whole of docs/settings.md."""
     lines = [
-        f"| `{row.metadata['env']}` | {shown_default(row)} | {row.metadata['parser'].describe}"
+        f"| `{row.metadata['env']}`{' (secret)' if row.metadata['secret'] else ''}"
+        f" | {shown_default(row)} | {row.metadata['parser'].describe}"
         f" | {row.metadata['help']} |"
         for row in table()
     ]

@@ -65,7 +65,9 @@ class Stack:
         return cls(env=env, log_dir=log_dir)
 
     def start_redis(self) -> str:
-        """Start a private Redis unless REDIS_URL is set; the URL either way."""
+        """Start a private Redis unless REDIS_URL or REDIS_SENTINELS is set; where Redis is."""
+        if self.env.get("REDIS_SENTINELS"):
+            return f"the master the Sentinels name ({self.env['REDIS_SENTINELS']})"
         if not self.env.get("REDIS_URL"):
             self.redis = RedisServer().start()
             self.env["REDIS_URL"] = self.redis.url

@@ -11,7 +11,8 @@ import redis
 
 from producers.drivers import Driver, SensorError, driver_class, names_for
 from producers.outbox import Outbox
-from shared.bus import Bus, connect
+from shared import redis_conn
+from shared.bus import Bus
 from shared.marks import Forgotten
 from shared.reading import Reading, ReadingError
 from shared.settings import Settings
@@ -22,6 +23,8 @@ MAX_SENSOR_BACKOFF = 300.0
 # Short enough that a producer is live again within seconds of Redis coming back.
 MAX_REDIS_BACKOFF = 10.0
 SETTLE_EVERY = 10.0
+# Seconds between asking Sentinel whether the master moved (Sentinel mode only).
+MASTER_CHECK_EVERY = 1.0
 
 
 @dataclass
@@ -96,6 +99,7 @@ class Producer:
         self.redis_next_try = 0.0
         self.settled_at = 0.0
         self.bounded_at = 0.0
+        self.master_checked_at = 0.0
         # Our copy of the published marks: lets Redis say it forgot some (marks rule 3).
         self.published: dict[tuple[str, str], int] = outbox.published_marks()
         self.stop_event = threading.Event()
@@ -134,7 +138,8 @@ class Producer:
             self._housekeeping(now)
         except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
             self.redis_failures += 1
-            delay = min(0.5 * 2 ** min(self.redis_failures, 8), MAX_REDIS_BACKOFF)
+            cap = redis_conn.retry_cap(self._connect().client, MAX_REDIS_BACKOFF)
+            delay = min(0.5 * 2 ** min(self.redis_failures, 8), cap)
             self.redis_next_try = now + delay
             if self.redis_failures == 1 or self.redis_failures % 10 == 0:
                 logger.warning(
@@ -151,18 +156,29 @@ class Producer:
 
     def _connect(self) -> Bus:
         if self.bus is None:
-            client = connect(self.settings.redis_url, socket_timeout=10)
+            client = redis_conn.client(self.settings, socket_timeout=10)
             self.bus = Bus.for_settings(client, self.settings)
         return self.bus
 
     def _publish_all(self) -> int:
         bus, sent = self._connect(), 0
+        if time.monotonic() - self.master_checked_at >= MASTER_CHECK_EVERY:
+            # After a failover the old master may wake up still believing it
+            # is master; asking Sentinel drops idle connections to it, so
+            # readings go where they will be kept (docs/architecture.md, "Failover").
+            self.master_checked_at = time.monotonic()
+            redis_conn.current_master(bus.client)
         while batch := self.send_box.unsent(500):
             done = []
             try:
                 for row_id, reading in batch:
+                    started = time.monotonic()
                     # None for a repeat: already in Redis, fine.
                     bus.publish(reading, published=self.published.get(reading.key))
+                    if time.monotonic() - started > MASTER_CHECK_EVERY:
+                        # Redis stalled (paused?): before sending the backlog
+                        # there, make sure it is still the master.
+                        redis_conn.current_master(bus.client)
                     self.published[reading.key] = reading.seq
                     done.append(row_id)
             except Forgotten as exc:

@@ -1,4 +1,4 @@
-"""The one alert evaluator, inside the recorder (docs/alerts.md).
+"""The one alert evaluator, inside the recorder (docs/architecture.md, "Alerts").
 
 The recorder sees every reading once, in stream order, however many web
 replicas run; so evaluating here gives one notification per transition.

@@ -19,8 +19,8 @@ from types import FrameType
 import redis
 
 from recorder.alerts import Evaluator, evaluate, start_alerts
-from shared import store
-from shared.bus import RECORDER_GROUP, Bus, connect, parse_message
+from shared import redis_conn, store
+from shared.bus import RECORDER_GROUP, Bus, parse_message
 from shared.events import Event
 from shared.marks import HighWater
 from shared.reading import Reading, ReadingError
@@ -32,6 +32,11 @@ BATCH = 2000
 # Seconds between status reports; a report older than a few of these means
 # the recorder is down.
 STATUS_EVERY = 2.0
+# A master that stops answering (paused, cut off) must not hold the recorder
+# for ever: its blocking read waits 0.5 s, so 5 s of silence means gone.
+SOCKET_TIMEOUT = 5.0
+# Seconds between asking Sentinel whether the master moved (Sentinel mode only).
+MASTER_CHECK_EVERY = 1.0
 
 
 @dataclass
@@ -125,7 +130,7 @@ def run(settings: Settings) -> None:
     """Record until SIGTERM, reconnecting to Redis with capped backoff."""
     conn = store.connect(settings.database_path)
     store.init_db(conn)
-    client = connect(settings.redis_url)
+    client = redis_conn.client(settings, socket_timeout=SOCKET_TIMEOUT)
     bus = Bus.for_settings(client, settings)
     # One recorder, one fixed consumer name: a restart reclaims its own pending.
     recorder = Recorder(bus, conn, alerts=start_alerts(settings, conn, client))
@@ -138,7 +143,7 @@ def run(settings: Settings) -> None:
         except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
             logger.warning("Redis unavailable (%s); retrying in %.1fs", exc, backoff)
             time.sleep(backoff)
-            backoff = min(backoff * 2, 5.0)
+            backoff = min(backoff * 2, redis_conn.retry_cap(client, 5.0))
     if recorder.alerts is not None and recorder.alerts.notifier is not None:
         recorder.alerts.notifier.stop()
     conn.close()
@@ -149,9 +154,15 @@ def _session(recorder: Recorder) -> None:
     recorder.prepare()
     pubsub = recorder.bus.client.pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe(recorder.bus.channel)
-    status_at = 0.0
+    status_at = checked_at = 0.0
     try:
         while not recorder.stopping:
+            if time.monotonic() - checked_at > MASTER_CHECK_EVERY:
+                checked_at = time.monotonic()
+                # A subscription is not told its node was demoted or paused
+                # (docs/architecture.md, "Failover").
+                if redis_conn.master_moved(recorder.bus.client, pubsub.connection):
+                    raise redis.ConnectionError("the master moved; reconnecting")
             try:
                 recorder.step(block_ms=500)
             except redis.ResponseError as exc:

@@ -1,4 +1,4 @@
-"""Alert notifications through Apprise, off the ingest path (docs/alerts.md).
+"""Alert notifications through Apprise, off the ingest path (docs/architecture.md, "Alerts").
 
 One thread per target URL, each with its own queue: a slow or failing
 service never delays readings nor another target, and a target's messages

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 RULE_NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
-# A pattern part: the name charsets of the wire format, plus `*`.
+# A pattern part: the name charsets of shared/reading.py, plus `*`.
 _NAME_PART_RE = re.compile(r"[A-Za-z0-9._*-]{1,64}")
 _METRIC_PART_RE = re.compile(r"[a-z*][a-z0-9_*]{0,63}")
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([smh]?)")

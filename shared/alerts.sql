@@ -1,4 +1,4 @@
--- Alerts (docs/alerts.md): written by the recorder's evaluator, read by web.
+-- Alerts (docs/architecture.md, "Alerts"): written by the recorder's evaluator, read by web.
 CREATE TABLE IF NOT EXISTS alert_rules (
     name TEXT PRIMARY KEY,
     body TEXT NOT NULL  -- the rule as JSON, for the dashboard's threshold lines

@@ -11,10 +11,8 @@ import json
 import time
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
-from shared import marks
+from shared import marks, redis_conn
 from shared.events import Event, stream_id_key
 from shared.marks import MarkHashes, mark_field, split_field
 from shared.reading import MAX_MESSAGE_BYTES, Reading, ReadingError
@@ -58,22 +56,8 @@ def _refuse(name: str) -> float:
 
 
 def connect(url: str, **kwargs: object) -> redis.Redis:
-    """A client that notices dead connections instead of hanging on them.
-
-    No silent retries: redis-py would otherwise reconnect (and re-subscribe)
-    behind our back for seconds, so the hub would skip its stream catch-up
-    and lose what was published meanwhile, and a producer would stop
-    sampling while it waited. Every caller runs its own backoff loop.
-    """
-    options: dict[str, object] = {
-        "socket_connect_timeout": 5,
-        "socket_keepalive": True,
-        "health_check_interval": 30,
-        "retry_on_timeout": False,
-        "retry": Retry(NoBackoff(), 0),
-    }
-    options.update(kwargs)
-    return redis.Redis.from_url(url, **options)
+    """A client of the server at `url` (see `shared.redis_conn.connect`)."""
+    return redis_conn.connect(url, **kwargs)
 
 
 class Bus:

@@ -8,6 +8,7 @@ one field (docs/architecture.md, "Settings").
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import socket
@@ -91,8 +92,43 @@ def _flag(raw: str) -> bool:
     return raw.lower() in {"1", "true", "yes", "on"}
 
 
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _hosts(raw: str) -> tuple[str, ...]:
+    return tuple(h.strip().lower() for h in raw.split(",") if h.strip())
+
+
+def _networks(raw: str) -> tuple[IPNetwork, ...]:
+    out = []
+    for item in (i.strip() for i in raw.split(",")):
+        if item:
+            try:
+                out.append(ipaddress.ip_network(item, strict=False))
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network") from None
+    return tuple(out)
+
+
 def _urls(raw: str) -> tuple[str, ...]:
     return tuple(u for u in re.split(r"[\s,]+", raw) if u)
+
+
+def _sentinels(raw: str) -> tuple[tuple[str, int], ...]:
+    out = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        host, _, port = item.rpartition(":")
+        host = host.strip("[]")
+        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ValueError(f"{item!r} is not host:port")
+        out.append((host, int(port)))
+    return tuple(out)
+
+
+def _show_sentinels(value: tuple[tuple[str, int], ...]) -> str:
+    return ",".join(f"{host}:{port}" for host, port in value)
 
 
 TEXT = Parser(str, "text")
@@ -102,15 +138,23 @@ PATH = Parser(Path, "path")
 FLAG = Parser(_flag, "1/true/yes/on, else off", lambda v: "1" if v else "0")
 HEX = integer(0x03, 0x77, show=hex)
 OPTIONAL_PATH = Parser(Path, "path", lambda v: "" if v is None else str(v))
+HOSTS = Parser(_hosts, "comma-separated host names", ",".join)
+NETWORKS = Parser(
+    _networks, "comma-separated addresses or networks", lambda v: ",".join(map(str, v))
+)
 URLS = Parser(_urls, "URLs, whitespace or comma separated", ",".join)
+SENTINELS = Parser(_sentinels, "comma-separated host:port", _show_sentinels)
 
 
-def setting(env: str, default: Any, parser: Parser, help: str, *, shown: str = "") -> Any:
+def setting(
+    env: str, default: Any, parser: Parser, help: str, *, shown: str = "", secret: bool = False
+) -> Any:
     """One row of the table: a dataclass field that knows its variable, parser and help.
 
     A callable default is computed at read time; `shown` then says in words what it is.
+    A `secret` value (a password, a token, a URL with one) is never logged or shown.
     """
-    meta = {"env": env, "parser": parser, "help": help, "shown": shown}
+    meta = {"env": env, "parser": parser, "help": help, "shown": shown, "secret": secret}
     if callable(default):
         return field(default_factory=default, metadata=meta)
     return field(default=default, metadata=meta)
@@ -134,10 +178,27 @@ class Settings:
         "REDIS_URL", "redis://127.0.0.1:6379/0", TEXT,
         "Redis to publish to and read from (rediss:// for TLS); `make run` and the tests"
         " start a private redis-server when it is unset.",
+        secret=True,
     )  # fmt: skip
     redis_channel: str = setting(
         "REDIS_CHANNEL", "readings", NAME,
         "The pub/sub channel; every Redis key the app uses starts with `<channel>:`.",
+    )  # fmt: skip
+    redis_sentinels: tuple[tuple[str, int], ...] = setting(
+        "REDIS_SENTINELS", (), SENTINELS,
+        "Redis Sentinels (host:port,...); set, every process finds the master through them"
+        " and follows a failover, and REDIS_URL gives only the user, password and database"
+        " (docs/redis-ha.md).",
+    )  # fmt: skip
+    redis_sentinel_master: str = setting(
+        "REDIS_SENTINEL_MASTER", "mymaster", NAME,
+        "The name the Sentinels monitor the master under.",
+    )  # fmt: skip
+    redis_sentinel_password: str = setting(
+        "REDIS_SENTINEL_PASSWORD", "", TEXT,
+        "Password for the Sentinels (their `default` user, which can only look the master up);"
+        " empty: none.",
+        secret=True,
     )  # fmt: skip
     stream_retention: int = setting(
         "STREAM_RETENTION", 3600, integer(60, 30 * DAY),
@@ -201,30 +262,62 @@ class Settings:
     access_token: str = setting(
         "ACCESS_TOKEN", "", TEXT,
         "Read token for the dashboard, stream and API; empty: open on a trusted LAN.",
+        secret=True,
+    )  # fmt: skip
+    view_token: str = setting(
+        "VIEW_TOKEN", "", TEXT,
+        "Read-only token beside ACCESS_TOKEN, for wall screens: /display?token=<it> once"
+        " (docs/display.md); needs ACCESS_TOKEN.",
+        secret=True,
     )  # fmt: skip
     query_timeout: float = setting(
         "QUERY_TIMEOUT", 10.0, number(0.05, 300.0),
         "Seconds a history read may run before it is cut and answered with a 503.",
     )  # fmt: skip
+    trusted_hosts: tuple[str, ...] = setting(
+        "TRUSTED_HOSTS", (), HOSTS,
+        "Host names the dashboard answers to besides localhost and IP addresses"
+        " (.example.org: its subdomains, *: any); others get 400, which stops DNS rebinding.",
+    )  # fmt: skip
+    trusted_proxies: tuple[IPNetwork, ...] = setting(
+        "TRUSTED_PROXIES", (), NETWORKS,
+        "Proxies whose X-Forwarded-For names the client (e.g. NPM's Docker network);"
+        " empty: the peer's own address is the client's.",
+    )  # fmt: skip
+    stream_max_per_client: int = setting(
+        "STREAM_MAX_PER_CLIENT", 32, integer(1, 100_000),
+        "Open /stream connections one client address may hold, per web worker.",
+    )  # fmt: skip
+    stream_max_clients: int = setting(
+        "STREAM_MAX_CLIENTS", 10_000, integer(1, 1_000_000),
+        "Open /stream connections a web worker holds in all; more get 429.",
+    )  # fmt: skip
     mqtt_url: str = setting(
         "MQTT_URL", "", TEXT,
-        "The MQTT broker the bridge reads, mqtt://[user:pass@]host[:port]; empty: no bridge.",
+        "The broker the MQTT bridge reads, mqtt://[user:pass@]host[:port] (mqtts:// for TLS);"
+        " empty: no bridge. `make run` starts the bridge when it is set.",
+        secret=True,
     )  # fmt: skip
     mqtt_topics: str = setting(
-        "MQTT_TOPICS", "", TEXT, "Topics the bridge subscribes to instead of the defaults."
-    )
+        "MQTT_TOPICS", "", TEXT,
+        "The bridge's subscriptions instead of the defaults: comma-separated firmware=filter,"
+        " firmware one of tasmota, zigbee2mqtt, esphome, readings (docs/mqtt.md).",
+    )  # fmt: skip
     ha_discovery: str = setting(
         "HA_DISCOVERY", "", TEXT,
-        "Home Assistant's discovery prefix (homeassistant); empty: no discovery.",
+        "Home Assistant's discovery prefix (homeassistant): the bridge publishes every metric"
+        " as an entity; empty: no discovery.",
     )  # fmt: skip
     ingest_token: str = setting(
-        "INGEST_TOKEN", "", TEXT, "Bearer token for POST /api/ingest; empty: the route is off."
-    )
+        "INGEST_TOKEN", "", TEXT,
+        "Bearer token for POST /api/ingest (devices without MQTT); empty: the route is off (404).",
+        secret=True,
+    )  # fmt: skip
     alerts_file: Path | None = setting(
         "ALERTS_FILE", None, OPTIONAL_PATH, "The alert rules (TOML); empty: no alerts."
     )
     alert_urls: tuple[str, ...] = setting(
-        "ALERT_URLS", (), URLS, "Apprise URLs alerts are sent to; they hold secrets."
+        "ALERT_URLS", (), URLS, "Apprise URLs alerts are sent to; they hold secrets.", secret=True
     )
     public_url: str = setting(
         "PUBLIC_URL", "", TEXT, "The dashboard's address, for links in notifications."

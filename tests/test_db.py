@@ -218,6 +218,7 @@ def test_streams_never_pause_while_worst_queries_run(
             "WEB_WORKERS": "2",
             "HEARTBEAT_INTERVAL": "0.1",
             "QUERY_TIMEOUT": "60",
+            "STREAM_MAX_PER_CLIENT": "1000",  # every client is this host
         },
         log_dir=tmp_path / "logs",
     )

@@ -32,7 +32,7 @@ PASSWORDS = {
     "MQTT_DEVICE_PASSWORD": "device-secret",
     "MQTT_URL": "mqtt://bridge:bridge-secret@broker.lan:1883",
 }
-PROFILES = ["demo", "server", "pi", "nginx", "mqtt", "mqtt-bridge"]
+PROFILES = ["demo", "server", "pi", "nginx", "mqtt", "mqtt-bridge", "ha"]
 
 
 def tool(name: str, install: str) -> str:
@@ -156,7 +156,7 @@ def _dockerfiles() -> str:
 def test_healthcheck_script_and_redis_start_pass_shellcheck() -> None:
     """The Redis start script is POSIX sh (busybox in redis:alpine)."""
     shellcheck = tool("shellcheck", "apt-get install -y shellcheck")
-    result = run([shellcheck, "--shell=sh", "deploy/redis/start.sh"])
+    result = run([shellcheck, "--shell=sh", "deploy/redis/start.sh", "deploy/redis/sentinel.sh"])
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -211,6 +211,10 @@ def test_compose_renders_every_service(stack: dict) -> None:
         "producer-server",
         "producer-pi",
         "nginx",
+        "redis-replica",
+        "sentinel-1",
+        "sentinel-2",
+        "sentinel-3",
         "mosquitto",
         "mqtt-bridge",
         "mqtt-bridge-external",
@@ -293,7 +297,8 @@ def test_every_service_is_hardened(stack: dict) -> None:
         assert "no-new-privileges:true" in service.get("security_opt", []), name
         assert service.get("cap_drop") == ["ALL"], name
         assert service.get("restart") == "unless-stopped", name
-        if name != "redis":  # Redis writes nowhere but its volume
+        # Redis and Sentinel write nowhere but their volume (AOF, rewritten config).
+        if name not in {"redis", "redis-replica", "sentinel-1", "sentinel-2", "sentinel-3"}:
             assert "/tmp" in service.get("tmpfs", []), name
 
 

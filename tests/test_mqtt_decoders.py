@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -307,3 +308,11 @@ def test_docs_state_the_limits_the_code_has() -> None:
     assert f"more than {MAX_FIELDS} fields" in docs
     assert f"within {MAX_SKEW / 60:g} minutes" in docs
     assert f"({RECONNECT_MIN} s doubling to {RECONNECT_MAX} s)" in docs
+
+
+def test_unit_symbols_agree_with_the_dashboards() -> None:
+    """The dashboard (format.js) and Home Assistant show the same symbol for each suffix."""
+    source = (ROOT / "web" / "static" / "js" / "format.js").read_text()
+    shown = dict(re.findall(r'^\s+(\w+): \["([^"]*)",', source, re.M))
+    assert shown.keys() == UNITS.keys()
+    assert {s: UNITS[s].symbol or "" for s in UNITS} == shown

@@ -96,3 +96,21 @@ def test_a_filtered_client_gets_heartbeats_while_other_sensors_publish(
     finally:
         noise.kill()
         body.close()
+
+
+def test_a_reading_resent_after_a_failover_reaches_a_resuming_client_once(
+    hub: Hub, redis_client: redis.Redis
+) -> None:
+    """The new master lost seqs 2-3 and got them again under new ids: a resume skips them."""
+    for seq in (1, 2, 3):  # what the hub (and the client) had from the old master
+        hub.accept_message(message(seq, event_id=f"{seq}-0"))
+    stream = Bus(redis_client).stream
+    for seq, entry_id in [(1, "1-0"), (2, "4-0"), (3, "5-0"), (4, "6-0")]:
+        reading = Reading(source="pi", sensor="demo", ts=time.time(), seq=seq, values={"t_c": 1.0})
+        redis_client.xadd(stream, {"r": reading.to_json()}, id=entry_id)
+    assert hub.seqs_through((3, 0)) == {("pi", "demo"): 3}
+    body = stream_events(hub, Filter(), "3-0", heartbeat=0.05, history=None)
+    replay = b"".join(take(body, 2))
+    assert replay.count(b"event:reading") == 1
+    assert b'"seq":4' in replay
+    body.close()

@@ -1,5 +1,5 @@
 """GET /api/alerts: what is firing, the rules (for threshold lines), recent transitions,
-and how notifications are getting through (docs/alerts.md).
+and how notifications are getting through (docs/architecture.md, "Alerts").
 
 The recorder writes all of it (the state in the history database, the
 notifier's health in Redis); web only reads.

@@ -21,6 +21,7 @@ import gevent
 import gevent.event
 import redis
 
+from shared import redis_conn
 from shared.alerts import ALERT_MARK, AlertMessageError, parse_alert_message
 from shared.bus import Bus, parse_message
 from shared.events import Event, stream_id_key
@@ -33,6 +34,8 @@ logger = logging.getLogger(__name__)
 IdKey = tuple[int, int]
 # How far back the first subscription reads to continue the seeded readings.
 SEED_CATCH_UP_MS = 60_000
+# Seconds between asking Sentinel whether the master moved (Sentinel mode only).
+MASTER_CHECK_EVERY = 1.0
 # Encoded events a worker keeps; a client further behind is dropped (it resumes).
 RING_SIZE = 8192
 
@@ -45,6 +48,7 @@ class Entry:
     source: str
     sensor: str
     payload: bytes
+    seq: int | None = None  # what a resume compares re-sent readings by
 
 
 @dataclass(slots=True)
@@ -140,7 +144,7 @@ class Hub:
                 self.stats.reconnects += 1
                 logger.warning("Redis subscription lost (%s); retrying in %.1fs", exc, backoff)
                 gevent.sleep(backoff * random.uniform(0.5, 1.0))
-                backoff = min(backoff * 2, 5.0)
+                backoff = min(backoff * 2, redis_conn.retry_cap(self.redis, 5.0))
             else:
                 backoff = 0.25
 
@@ -176,11 +180,26 @@ class Hub:
             self._catch_up()
             self.connected = True
             logger.info("subscribed to Redis channel %r", self.bus.channel)
+            checked_at = time.monotonic()
             while not self.stopping:
                 self._pump(pubsub)
+                if time.monotonic() - checked_at > MASTER_CHECK_EVERY:
+                    checked_at = time.monotonic()
+                    self._check_master(pubsub)
         finally:
             self.connected = False
             pubsub.close()
+
+    def _check_master(self, pubsub: redis.client.PubSub) -> None:
+        """Leave a master Sentinel has replaced: resubscribe there and catch up.
+
+        A demoted or paused node sends the subscription nothing and no
+        error, so without this the hub would wait on it (redis-py #1500).
+        """
+        if redis_conn.master_moved(self.redis, pubsub.connection):
+            # Also drop the pool's idle connections to the old master.
+            redis_conn.current_master(self.bus.client)
+            raise redis.ConnectionError("the master moved; resubscribing")
 
     def _start_position(self) -> None:
         """First subscription: read on from the oldest seeded reading (a minute at most).
@@ -284,7 +303,13 @@ class Hub:
         data = reading.to_json()
         self.latest[reading.key] = data.encode()
         self._append(
-            Entry(key, reading.source, reading.sensor, encode_event(data, event_id=event.id))
+            Entry(
+                key,
+                reading.source,
+                reading.sensor,
+                encode_event(data, event_id=event.id),
+                reading.seq,
+            )
         )
         self.stats.last_received = time.time()
         return 1
@@ -329,6 +354,21 @@ class Hub:
             entry = ring[index % size]
             assert entry is not None
             yield entry
+
+    def seqs_through(self, position: IdKey) -> HighWater:
+        """The highest seq per sensor among ring entries up to `position`.
+
+        What a client resuming from `position` already has: a reading
+        re-sent after a failover lost it comes back with a newer stream id
+        but its old seq, and must not reach that client twice.
+        """
+        seqs = HighWater()
+        for index in range(max(self.head - self.size, 0), self.head):
+            entry = self._ring[index % self.size]
+            if entry is None or entry.key is None or entry.seq is None or entry.key > position:
+                continue
+            seqs.advance((entry.source, entry.sensor), entry.seq)
+        return seqs
 
     @contextmanager
     def client(self) -> Iterator[int]:

@@ -13,7 +13,7 @@ from flask import Blueprint, Response, current_app, jsonify
 
 from shared.events import STREAM_ID_RE
 from shared.reading import MAX_METRICS, MAX_SEQ, MAX_TS, METRIC_RE, MIN_TS, NAME_RE
-from web import alerts, api, auth, params
+from web import alerts, api, auth, params, sensor_settings
 
 bp = Blueprint("openapi", __name__, url_prefix="/api")
 
@@ -175,6 +175,7 @@ def _paths(channel: str) -> dict[str, Any]:
                 },
             }
         },
+        **sensor_settings.openapi_paths(_api_errors(), _json),
         **_probe_paths(),
     }
 
@@ -291,6 +292,7 @@ def _schemas() -> dict[str, Any]:
             },
         },
         "Alerts": alerts.openapi_schema(),
+        "SensorSettings": sensor_settings.openapi_schema(),
         "Series": {
             "type": "object",
             "required": ["source", "sensor", "metric", "buckets"],
@@ -331,10 +333,11 @@ def spec(channel: str, protected: bool) -> dict[str, Any]:
         }
         doc["security"] = [{"bearer": []}, {"session": []}]
         for item in doc["paths"].values():
-            if item["get"].get("security") == []:
-                continue
-            item["get"]["responses"].setdefault("401", _error("no valid token or session"))
-            item["get"]["responses"].setdefault("429", _error("too many failed tokens"))
+            for method in ("get", "put"):
+                if method not in item or item[method].get("security") == []:
+                    continue
+                item[method]["responses"].setdefault("401", _error("no valid token or session"))
+                item[method]["responses"].setdefault("429", _error("too many failed tokens"))
     return doc
 
 

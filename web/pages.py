@@ -5,13 +5,16 @@ from __future__ import annotations
 import time
 
 import redis
-from flask import Blueprint, Flask, Response, jsonify, render_template
+from flask import Blueprint, Flask, Response, jsonify, render_template, request
 
 from shared import sensor_settings
 from web import auth, db, worker
+from web.peers import is_https
 
 bp = Blueprint("pages", __name__)
 
+# Sent only on requests that came over https (ignored on http anyway).
+HSTS = "max-age=31536000"
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
@@ -76,6 +79,11 @@ def security_headers(response: Response) -> Response:
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "no-referrer")
     response.headers.setdefault("X-Frame-Options", "DENY")
+    if request.path.startswith("/api/") or request.path == "/metrics":
+        # Sensor data and exports: never kept by a browser or a shared cache.
+        response.headers["Cache-Control"] = "no-store"
+    if is_https():
+        response.headers.setdefault("Strict-Transport-Security", HSTS)
     return response
 
 

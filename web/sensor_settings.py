@@ -141,3 +141,53 @@ def display_csv(
         return [*out[: at["sensor"] + 1], name, *out[at["sensor"] + 1 :], unit]
 
     return shown_header, (shown for row in rows if (shown := convert(row)) is not None)
+
+
+def openapi_schema() -> dict[str, Any]:
+    """The settings body, for /api/openapi.json (bounds from shared/sensor_settings.py)."""
+    units = {
+        field: {"type": "string", "enum": list(sensor_settings.CONVERSIONS[suffix])}
+        for suffix, field in sensor_settings.UNIT_FIELDS.items()
+    }
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "name": {"type": ["string", "null"], "maxLength": sensor_settings.MAX_NAME_CHARS},
+            "hidden": {"type": "boolean"},
+            "order": {
+                "type": "integer",
+                "minimum": -sensor_settings.MAX_ORDER,
+                "maximum": sensor_settings.MAX_ORDER,
+            },
+            **units,
+            "decimals": {"type": ["integer", "null"], "minimum": 0, "maximum": 6},
+        },
+    }
+
+
+def openapi_paths(errors: dict[str, Any], json_body: Any) -> dict[str, Any]:
+    """The GET/PUT settings operations for /api/openapi.json."""
+    ref = {"$ref": "#/components/schemas/SensorSettings"}
+    names = [
+        {"name": n, "in": "path", "required": True, "schema": {"type": "string", "pattern": p}}
+        for n, p in (("source", NAME_RE.pattern), ("sensor", NAME_RE.pattern))
+    ]
+    return {
+        "/api/sensors/{source}/{sensor}/settings": {
+            "parameters": names,
+            "get": {
+                "summary": "a sensor's display name, hidden, order, units and decimals",
+                "responses": {"200": json_body(ref, "the settings"), **errors},
+            },
+            "put": {
+                "summary": "replace a sensor's settings (absent fields take their defaults)",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": ref}}},
+                "responses": {
+                    "200": json_body(ref, "the settings stored"),
+                    "403": json_body({"$ref": "#/components/schemas/Error"}, "a view token"),
+                    **errors,
+                },
+            },
+        }
+    }

@@ -10,26 +10,32 @@ import sqlite3
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 import redis
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
 from shared.events import Event, stream_id_key
 from shared.marks import HighWater
-from web import db, params, worker
+from web import db, params, stream_caps, worker
 from web.db import HistoryUnavailable
 from web.hub import Hub, IdKey, Overrun
+from web.peers import request_client
 from web.sse import encode_comment, encode_event, encode_id, encode_retry
+from web.stream_caps import StreamCaps
 
 logger = logging.getLogger(__name__)
 
 RETRY_MS = 2000
 # A client further behind than this reloads its history instead of replaying.
 MAX_BACKFILL = 50_000
+# How long a resume waits for Redis (a Sentinel failover takes seconds).
+RESUME_WAIT_S = 20.0
 _PAGE = 1000
 
 # The stored events after an id, or None if there are more than the limit.
 History = Callable[[str, int], list[Event] | None]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,26 +159,40 @@ def _backfill(
     except ValueError:
         raise CannotResume("the Last-Event-ID is not one of ours") from None
     sent = 0
-    seqs = HighWater()
-    try:
-        first = hub.bus.first_id()
-    except redis.RedisError as exc:
-        raise CannotResume(f"Redis is unreachable ({exc})") from None
+    seqs = hub.seqs_through(position)
+    first = yield from _from_redis(hub.bus.first_id)
     if first is None or stream_id_key(first) > position:
         events = _from_history(history, last_id)
         position, count = yield from _send(events, wanted, seqs, position)
         sent += count
     while True:
-        try:
-            events = hub.bus.read_after(f"{position[0]}-{position[1]}", count=_PAGE)
-        except redis.RedisError as exc:
-            raise CannotResume(f"Redis is unreachable ({exc})") from None
+        after = f"{position[0]}-{position[1]}"
+        events = yield from _from_redis(lambda after=after: hub.bus.read_after(after, count=_PAGE))
         if not events:
             return position, sent
         position, count = yield from _send(events, wanted, seqs, position)
         sent += count
         if sent > MAX_BACKFILL:
             raise CannotResume(f"more than {MAX_BACKFILL} events to replay")
+
+
+def _from_redis(call: Callable[[], T]) -> Generator[bytes, None, T]:
+    """`call()`, retried with heartbeats while Redis is away (a failover); else CannotResume.
+
+    A resume that arrives mid-failover waits for the new master instead of
+    making the browser reload everything (docs/architecture.md, "Failover").
+    """
+    deadline = time.monotonic() + RESUME_WAIT_S
+    delay = 0.25
+    while True:
+        try:
+            return call()
+        except redis.RedisError as exc:
+            if time.monotonic() + delay > deadline:
+                raise CannotResume(f"Redis is unreachable ({exc})") from None
+            yield encode_comment("waiting for Redis")
+            time.sleep(delay)  # gevent's sleep in a worker: other clients go on
+            delay = min(delay * 2, 1.0)
 
 
 def _from_history(history: History | None, last_id: str) -> list[Event]:
@@ -230,13 +250,20 @@ bp = Blueprint("stream", __name__)
 
 
 @bp.get("/stream")
-def stream() -> Response:
+def stream() -> Response | tuple[Response, int]:
     """SSE: `event: reading` for every matching reading, resumable."""
     settings = current_app.config["SETTINGS"]
     # Stock flask-sse lets a client pick any Redis channel; this one never does.
     params.only_channel(request.args, settings.redis_channel)
     wanted = Filter(params.names(request.args, "source"), params.names(request.args, "sensor"))
     last_id = _last_event_id()
+    caps: StreamCaps = current_app.extensions[stream_caps.EXTENSION]
+    who = request_client()
+    refused = caps.acquire(who)
+    if refused is not None:
+        response = jsonify(error=f"too many streams: {refused}")
+        response.headers["Retry-After"] = "30"
+        return response, 429
     _drop_silent_peer(request.environ.get("gunicorn.socket"), settings.heartbeat)
     path, deadline = settings.database_path, settings.query_timeout
     body = stream_events(
@@ -247,7 +274,18 @@ def stream() -> Response:
         history=lambda after, limit: db.events_after(path, after, limit, deadline),
     )
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return StreamResponse(body, mimetype="text/event-stream", headers=headers)
+    return StreamResponse(
+        stream_caps.held(body, caps, who), mimetype="text/event-stream", headers=headers
+    )
+
+
+def init_app(app: Flask) -> None:
+    """Register the route and this worker's stream caps."""
+    settings = app.config["SETTINGS"]
+    app.extensions[stream_caps.EXTENSION] = StreamCaps(
+        settings.stream_max_per_client, settings.stream_max_clients
+    )
+    app.register_blueprint(bp)
 
 
 def _drop_silent_peer(sock: socket.socket | None, heartbeat: float) -> None:

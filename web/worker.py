@@ -7,11 +7,11 @@ on first use in the worker, never in the gunicorn master
 
 from __future__ import annotations
 
-import redis
 from flask import Flask, current_app
 from gevent import monkey
 
-from shared.bus import Bus, connect
+from shared import redis_conn
+from shared.bus import Bus
 from shared.settings import Settings
 from web import db
 from web.hub import Hub
@@ -19,20 +19,16 @@ from web.hub import Hub
 # Resumes and API calls share a few connections; a burst of them waits
 # for one instead of opening a connection per browser (flask-sse's flaw).
 REDIS_POOL_SIZE = 8
+# Only short commands use the pool (no blocking reads): a master that stops
+# answering fails a request after this many seconds instead of never.
+SOCKET_TIMEOUT = 5.0
 
 
 def init_app(app: Flask) -> None:
     """Build the worker's bus on a bounded pool; nothing connects until first used."""
     settings: Settings = app.config["SETTINGS"]
-    pool = redis.BlockingConnectionPool.from_url(
-        settings.redis_url,
-        max_connections=REDIS_POOL_SIZE,
-        timeout=5,
-        socket_connect_timeout=5,
-        socket_keepalive=True,
-        health_check_interval=30,
-    )
-    app.extensions["bus"] = Bus.for_settings(redis.Redis(connection_pool=pool), settings)
+    client = redis_conn.pooled_client(settings, REDIS_POOL_SIZE, socket_timeout=SOCKET_TIMEOUT)
+    app.extensions["bus"] = Bus.for_settings(client, settings)
     app.extensions["hub"] = None
 
 
@@ -59,7 +55,7 @@ def _build_hub(app: Flask) -> Hub:
     path = settings.database_path
     # The subscription gets a client of its own so a busy pool can never starve it.
     built = Hub(
-        connect(settings.redis_url),
+        redis_conn.client(settings),
         app.extensions["bus"],
         seed=lambda: db.latest_events(path, settings.query_timeout),
         heartbeat=settings.heartbeat,

@@ -8,9 +8,12 @@
 #   default   REDIS_PASSWORD            admin: redis-cli, backups, debugging
 #   producer  REDIS_PRODUCER_PASSWORD   publish readings (script, stream, channel);
 #                                       subscribe (the MQTT bridge's Home Assistant side)
-#   web       REDIS_WEB_PASSWORD        read the stream and subscribe, nothing else
+#   web       REDIS_WEB_PASSWORD        read the stream and subscribe; write only its
+#                                       metrics hash and the login keys (<ch>:auth:*)
 #   recorder  REDIS_RECORDER_PASSWORD   consumer group on the stream, delivery marks,
 #                                       alert transitions on the channel
+#   replication  REDIS_REPLICATION_PASSWORD     (optional) replicas syncing from it
+#   sentinel     REDIS_SENTINEL_ADMIN_PASSWORD  (optional) Sentinels watching it
 #
 # Every key the app uses is "<REDIS_CHANNEL>:<name>" (see shared/bus.py), so one
 # channel name scopes every user. `%R~` (Redis >= 7.0) makes a key read-only
@@ -26,10 +29,38 @@ set -eu
 : "${REDIS_RECORDER_PASSWORD:?set REDIS_RECORDER_PASSWORD (see .env.example)}"
 ch="${REDIS_CHANNEL:-readings}"
 
+# High availability (docs/redis-ha.md), all optional. Any node may be master
+# after a failover, so every node gets the same users and replicates as
+# `replication` itself; the Sentinels log in as `sentinel`.
+if [ -n "${REDIS_SENTINEL_ADMIN_PASSWORD:-}" ]; then
+  set -- --user sentinel on ">${REDIS_SENTINEL_ADMIN_PASSWORD}" \
+    resetchannels '&__sentinel__:hello' -@all +multi +exec +slaveof +replicaof +ping \
+    +info +role +publish +subscribe '+config|rewrite' '+client|setname' '+client|kill' \
+    '+script|kill' "$@"
+fi
+if [ -n "${REDIS_REPLICATION_PASSWORD:-}" ]; then
+  set -- --user replication on ">${REDIS_REPLICATION_PASSWORD}" -@all +psync +replconf +ping \
+    --masteruser replication --masterauth "${REDIS_REPLICATION_PASSWORD}" "$@"
+fi
+# The role: whatever the Sentinels say (a node back after a failover must
+# not start as a second master), else REDIS_REPLICA_OF (host:port), else master.
+me="${REDIS_ANNOUNCE_HOST:-}:${REDIS_PORT:-6379}"
+master="${REDIS_REPLICA_OF:-}"
+for s in $(echo "${REDIS_SENTINELS:-}" | tr ',' ' '); do
+  answer=$(REDISCLI_AUTH="${REDIS_SENTINEL_PASSWORD:-}" timeout 3 redis-cli --no-auth-warning \
+    -h "${s%:*}" -p "${s##*:}" --raw SENTINEL get-master-addr-by-name \
+    "${REDIS_SENTINEL_MASTER:-mymaster}" 2>/dev/null | tr '\n' ':') || continue
+  case "$answer" in *[!:]*:*[0-9]:) master="${answer%:}"; break ;; esac
+done
+[ "$master" = "$me" ] && master=""
+[ -n "$master" ] && set -- --replicaof "${master%:*}" "${master##*:}" "$@"
+[ -n "${REDIS_ANNOUNCE_HOST:-}" ] && set -- --replica-announce-ip "$REDIS_ANNOUNCE_HOST" "$@"
+
 # AOF persistence (fsync every second) keeps the stream and the delivery marks
 # over a restart; losing them anyway loses no reading (docs/architecture.md, "Exactly once"), it
 # only makes producers re-send from their outboxes.
 exec redis-server \
+  --port "${REDIS_PORT:-6379}" \
   --dir "${REDIS_DATA_DIR:-/data}" \
   --appendonly yes \
   --appendfsync everysec \
@@ -40,7 +71,9 @@ exec redis-server \
     +time +xadd +publish +hget +hset +hdel +hgetall +xrange +xrevrange \
     +subscribe +unsubscribe \
   --user web on ">${REDIS_WEB_PASSWORD}" resetchannels "&${ch}" "%R~${ch}:*" \
+    "%RW~${ch}:metrics:*" "%RW~${ch}:auth:*" \
     -@all +@connection +@read -@dangerous +subscribe +unsubscribe \
+    +hset +expire +set +incr \
   --user recorder on ">${REDIS_RECORDER_PASSWORD}" resetchannels "&${ch}" "~${ch}:*" \
     -@all +@connection +@read +@write +@stream +@hash -@dangerous -@scripting \
     +subscribe +unsubscribe +publish +evalsha +eval '+script|load' '+script|exists' \

@@ -19,7 +19,8 @@ import redis
 from producers.mqtt.broker import Broker, make_client
 from producers.mqtt.decoders import OUR_ROOT
 from producers.mqtt.units import ha_unit
-from shared.bus import connect, parse_message
+from shared import redis_conn
+from shared.bus import parse_message
 from shared.reading import NAME_RE, ReadingError, unit_of
 from shared.settings import Settings
 
@@ -138,13 +139,17 @@ class Announcer(threading.Thread):
                 self.stop_event.wait(delay)
 
     def _follow(self) -> None:
-        client = connect(self.settings.redis_url)
+        client = redis_conn.client(self.settings)
         pubsub = client.pubsub(ignore_subscribe_messages=True)
         try:
             pubsub.subscribe(self.settings.redis_channel)
             while not self.stop_event.is_set():
                 message = pubsub.get_message(timeout=1.0)
                 if message is None:
+                    # Quiet: a good moment to check Sentinel has not moved the
+                    # master under the subscription (docs/architecture.md, "Failover").
+                    if redis_conn.master_moved(client, pubsub.connection):
+                        raise redis.ConnectionError("the master moved; resubscribing")
                     continue
                 try:
                     reading = parse_message(message["data"]).reading
