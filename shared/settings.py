@@ -224,6 +224,18 @@ class Settings:
         "OUTBOX_MAX_AGE", 7 * DAY, integer(60, 365 * DAY),
         "Seconds an outbox keeps an unrecorded reading.",
     )  # fmt: skip
+    history_raw_days: int = setting(
+        "HISTORY_RAW_DAYS", 14, integer(0, 36500),
+        "Days the history keeps every reading (0 = forever); docs/history.md.",
+    )  # fmt: skip
+    history_minute_days: int = setting(
+        "HISTORY_MINUTE_DAYS", 90, integer(0, 36500),
+        "Days it keeps per-minute min/avg/max/n (0 = forever).",
+    )  # fmt: skip
+    history_hour_days: int = setting(
+        "HISTORY_HOUR_DAYS", 0, integer(0, 36500),
+        "Days it keeps per-hour min/avg/max/n (0 = forever).",
+    )  # fmt: skip
     sensors: tuple[str, ...] = setting(
         "SENSORS", ("demo",), NAMES,
         "Drivers to run: demo, pi_cpu, hwmon, bme280 (a comma list), or auto.",
