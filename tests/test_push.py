@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import _socket
 import socket
 import threading
 from collections.abc import Iterator
@@ -153,17 +152,3 @@ def test_heartbeat_only_to_clients_that_would_go_quiet(pair) -> None:
     quiet.due -= 1.0
     pusher.heartbeats()
     assert read_exactly(client, 10) == b"5\r\n:hb\n\n\r\n"
-
-
-def test_gevent_still_keeps_a_raw_socket_under_its_own() -> None:
-    """`_client_socket` reads gevent's private `_sock` (docs/architecture.md, "Private APIs")."""
-    import gevent.socket
-
-    sock = gevent.socket.socket()
-    try:
-        assert isinstance(getattr(sock, "_sock", None), _socket.socket), (
-            "gevent no longer keeps the OS socket in `_sock`: re-check web/stream.py "
-            "`_client_socket` and web/__main__.py `_OneSendSocket` against this gevent"
-        )
-    finally:
-        sock.close()
