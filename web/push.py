@@ -23,6 +23,7 @@ from web.sse import encode_comment
 
 logger = logging.getLogger(__name__)
 
+
 class Overrun(Exception):
     """The client's cursor fell off the ring's tail: it was too slow."""
 
