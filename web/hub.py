@@ -65,6 +65,8 @@ class HubStats:
     backlog_max: int = 0  # most events one client had waiting, since the last push
     events_out: int = 0
     bytes_out: int = 0
+    sensors: int = 0  # live sensors (a gauge)
+    refused_sensors: int = 0  # readings refused: MAX_SENSORS were live already
     last_received: float = 0.0
 
 
@@ -83,8 +85,12 @@ class Hub:
         ring_size: int = RING_SIZE,
         seed: Callable[[], list[Event]] | None = None,
         heartbeat: float | None = None,
+        max_sensors: int = 1000,
     ) -> None:
         self.redis = pubsub_client
+        # Bounded by design: 100,000 made-up sensor names must not grow every
+        # worker's memory and every new client's snapshot without limit.
+        self.max_sensors = max_sensors
         # With a heartbeat the hub wakes every client a few times per period
         # (one timer per worker); clients then wait without a gevent Timeout
         # of their own, which cost ~9% of a worker at one event per wake-up.
@@ -152,7 +158,7 @@ class Hub:
         if self._seed is None:
             return
         try:
-            for event in self._seed():
+            for event in self._seed()[: self.max_sensors]:
                 reading = event.reading
                 self.latest[reading.key] = reading.to_json().encode()
                 # Clients may take this as their snapshot before the first
@@ -163,6 +169,7 @@ class Hub:
                     self._seed_keys.append(stream_id_key(event.id))
         except Exception:  # the history is a nicety here, never a reason to stop
             logger.exception("could not load the latest readings from the database")
+        self.stats.sensors = len(self.latest)
 
     def _listen(self) -> None:
         pubsub = self.redis.pubsub()
@@ -296,12 +303,24 @@ class Hub:
             # Consumed even if its seq repeats below: else _catch_up would
             # read the same re-sent entries forever.
             self.last_key, self.last_id = key, event.id
+        if reading.key not in self.latest and len(self.latest) >= self.max_sensors:
+            self.stats.refused_sensors += 1
+            if self.stats.refused_sensors & (self.stats.refused_sensors - 1) == 0:
+                logger.warning(
+                    "refused %s/%s: %d sensors are live already (MAX_SENSORS); %d refused so far",
+                    reading.source,
+                    reading.sensor,
+                    self.max_sensors,
+                    self.stats.refused_sensors,
+                )
+            return 0
         # A producer re-sending its outbox after Redis came back empty (marks rule 7).
         if reading.seq is not None and not self._seqs.advance(reading.key, reading.seq):
             self.stats.duplicates += 1
             return 0
         data = reading.to_json()
         self.latest[reading.key] = data.encode()
+        self.stats.sensors = len(self.latest)
         self._append(
             Entry(
                 key,

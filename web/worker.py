@@ -59,6 +59,7 @@ def _build_hub(app: Flask) -> Hub:
         app.extensions["bus"],
         seed=lambda: db.latest_events(path, settings.query_timeout),
         heartbeat=settings.heartbeat,
+        max_sensors=settings.max_sensors,
     )
     # Its greenlets need a gevent-patched worker; in an unpatched process
     # (Flask's test client) they would block the thread.
