@@ -195,3 +195,35 @@ def test_many_made_up_sensors_stay_bounded_in_gunicorn(redis_url: str, tmp_path)
     finally:
         bus.client.close()
         stack.stop_all()
+
+
+def test_the_connect_snapshot_is_encoded_once_per_change(redis_client) -> None:
+    """Every unfiltered client gets the same bytes until a reading changes them."""
+    hub = Hub(redis_client, Bus(redis_client), ring_size=64)
+    first = Reading(source="s", sensor="a", ts=time.time(), values={"t_c": 1.0})
+    hub.accept(Event("1-1", first))
+    one = hub.snapshot()
+    assert hub.snapshot() is one
+    assert b'"sensor":"a"' in one
+    assert one.endswith(b"id:1-1\n\n")
+    hub.accept(Event("1-2", Reading(source="s", sensor="b", ts=time.time(), values={"t_c": 2.0})))
+    two = hub.snapshot()
+    assert two is not one
+    assert b'"sensor":"b"' in two
+
+
+def test_sensors_unseen_for_long_leave_the_live_state(redis_client) -> None:
+    """SENSOR_EXPIRY_DAYS: a sensor silent past it is forgotten live; it may come back."""
+    hub = Hub(redis_client, Bus(redis_client), ring_size=64, expire_after=3600.0)
+    for name in ("old", "new"):
+        hub.accept(
+            Event(None, Reading(source="s", sensor=name, ts=time.time(), values={"t_c": 1.0}))
+        )
+    hub.seen_at[("s", "old")] -= 7200
+    before = hub.snapshot()
+    assert hub.expire() == 1
+    assert set(hub.latest) == {("s", "new")}
+    assert b'"sensor":"old"' not in hub.snapshot()
+    assert hub.snapshot() is not before
+    back = Reading(source="s", sensor="old", ts=time.time(), values={"t_c": 3.0})
+    assert hub.accept(Event(None, back)) == 1
