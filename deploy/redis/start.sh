@@ -60,7 +60,7 @@ done
 [ -n "${REDIS_ANNOUNCE_HOST:-}" ] && set -- --replica-announce-ip "$REDIS_ANNOUNCE_HOST" "$@"
 
 # AOF persistence (fsync every second) keeps the stream and the delivery marks
-# over a restart; losing them anyway loses no reading (DESIGN.md section 3), it
+# over a restart; losing them anyway loses no reading (docs/architecture.md, "Exactly once"), it
 # only makes producers re-send from their outboxes.
 exec redis-server \
   --port "${REDIS_PORT:-6379}" \
