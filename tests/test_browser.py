@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -206,6 +207,29 @@ def test_hostile_names_from_the_api_stay_text(stack, browser: Browser) -> None:
     page.close()
 
 
+def test_units_come_from_the_api(stack, browser: Browser) -> None:
+    """The page formats with the unit table /api/sensors serves, not a copy of its own."""
+    wait_for_sensor(stack.url)
+    page = browser.new_page(viewport=DESKTOP)
+    problems = Problems(page)
+
+    def renamed(route) -> None:
+        response = route.fetch()
+        body = response.json()
+        body["units"]["c"]["symbol"] = "°Q"
+        body["units"]["pct"]["digits"] = 3
+        route.fulfill(response=response, json=body)
+
+    page.route("**/api/sensors", renamed)
+    page.goto(f"{stack.url}/")
+    card = page.locator('[data-card="test-host/demo/temperature_c"]')
+    expect(card.locator(".card-unit")).to_have_text("°Q", timeout=15000)
+    humidity = page.locator('[data-metric="test-host/demo/humidity_pct"]')
+    expect(humidity).to_have_text(re.compile(r"^\d+\.\d{3}$"), timeout=15000)
+    problems.check()
+    page.close()
+
+
 def test_phone_layout_does_not_scroll_sideways(stack, browser: Browser) -> None:
     """At 390 px wide every card and chart fits: no horizontal scrolling."""
     wait_for_sensor(stack.url)
@@ -229,14 +253,27 @@ def test_unreachable_stream_is_shown_and_retried(stack, browser: Browser) -> Non
     """A /stream that fails says so, with a countdown; "Retry now" brings it back live."""
     wait_for_sensor(stack.url)
     page = browser.new_page(viewport=DESKTOP)
+    refused: list[str] = []
+
+    def down(route) -> None:
+        refused.append(route.request.url)
+        route.fulfill(status=503, body="down")
+
     # A 503 makes EventSource give up for good (CLOSED): the page must retry by itself.
-    page.route(is_stream, lambda route: route.fulfill(status=503, body="down"))
+    page.route(is_stream, down)
     page.goto(f"{stack.url}/")
     connection = page.locator("#connection")
     expect(connection).to_have_attribute("data-state", "offline", timeout=15000)
     expect(connection).to_contain_text("Server unreachable, retrying")
     retry = connection.get_by_role("button", name="Retry now")
     expect(retry).to_be_visible()
+    # After four refusals the page's own next try is 4-8 s away (doubling backoff),
+    # so it is the click, not the timer, that brings the stream back.
+    deadline = time.monotonic() + 30
+    while len(refused) < 4:
+        assert time.monotonic() < deadline, f"the page retried {len(refused)} times"
+        page.wait_for_timeout(200)
+    expect(connection.locator(".connection-countdown")).to_contain_text(" s")
     page.unroute(is_stream)
     retry.click()
     expect(connection).to_have_attribute("data-state", "live", timeout=15000)

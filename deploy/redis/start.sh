@@ -8,7 +8,8 @@
 #   default   REDIS_PASSWORD            admin: redis-cli, backups, debugging
 #   producer  REDIS_PRODUCER_PASSWORD   publish readings (script, stream, channel);
 #                                       subscribe (the MQTT bridge's Home Assistant side)
-#   web       REDIS_WEB_PASSWORD        read the stream and subscribe, nothing else
+#   web       REDIS_WEB_PASSWORD        read the stream and subscribe; write only its
+#                                       metrics hash and the login keys (<ch>:auth:*)
 #   recorder  REDIS_RECORDER_PASSWORD   consumer group on the stream, delivery marks,
 #                                       alert transitions on the channel
 #   replication  REDIS_REPLICATION_PASSWORD     (optional) replicas syncing from it
@@ -56,7 +57,7 @@ done
 [ -n "${REDIS_ANNOUNCE_HOST:-}" ] && set -- --replica-announce-ip "$REDIS_ANNOUNCE_HOST" "$@"
 
 # AOF persistence (fsync every second) keeps the stream and the delivery marks
-# over a restart; losing them anyway loses no reading (DESIGN.md section 3), it
+# over a restart; losing them anyway loses no reading (docs/architecture.md, "Exactly once"), it
 # only makes producers re-send from their outboxes.
 exec redis-server \
   --port "${REDIS_PORT:-6379}" \
@@ -70,7 +71,9 @@ exec redis-server \
     +time +xadd +publish +hget +hset +hdel +hgetall +xrange +xrevrange \
     +subscribe +unsubscribe \
   --user web on ">${REDIS_WEB_PASSWORD}" resetchannels "&${ch}" "%R~${ch}:*" \
+    "%RW~${ch}:metrics:*" "%RW~${ch}:auth:*" \
     -@all +@connection +@read -@dangerous +subscribe +unsubscribe \
+    +hset +expire +set +incr \
   --user recorder on ">${REDIS_RECORDER_PASSWORD}" resetchannels "&${ch}" "~${ch}:*" \
     -@all +@connection +@read +@write +@stream +@hash -@dangerous -@scripting \
     +subscribe +unsubscribe +publish +evalsha +eval '+script|load' '+script|exists' \

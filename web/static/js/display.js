@@ -1,12 +1,13 @@
-// The kiosk page (DESIGN.md section 11): a tile per metric, values as large
-// as the screen allows, stale sensors marked, no controls. It reconnects by
-// itself and resumes after the last event it saw, so a gap is backfilled.
+// The kiosk page (docs/display.md, "/display: the kiosk page"): a tile per
+// metric, values as large as the screen allows, stale sensors marked, no
+// controls. It reconnects by itself and resumes after the last event it saw,
+// so a gap is backfilled.
 // Options in the page's URL, set once on the kiosk:
 //   ?dim=22:00-07:00   dim the screen between these local times
 //   ?shift=off         no slow pixel shift (it is on by default, against burn-in)
 //   ?source=, ?sensor= only these (comma lists), as on the dashboard
 import { fetchSensors } from "./api.js";
-import { formatShown, metricLabel, shownSuffix, unitOf, unitRank } from "./format.js";
+import { formatShown, metricLabel, setUnits, shownSuffix, unitOf, unitRank } from "./format.js";
 import { Freshness } from "./freshness.js";
 import { pace, soon } from "./pace.js";
 import { registerShell, unreachableLabel } from "./pwa.js";
@@ -62,7 +63,7 @@ class Sensor {
   tile(metric, unit) {
     let tile = this.tiles.get(metric);
     if (tile) return tile;
-    const resolved = unitOf(metric) || unit || "";
+    const resolved = unit || unitOf(metric);
     const display = this.displays[metric];
     const el = template.content.firstElementChild.cloneNode(true);
     el.dataset.tile = `${this.key}/${metric}`;
@@ -174,8 +175,9 @@ function layout() {
   tilesEl.style.setProperty("--rows", String(best.rows));
 }
 
-function applySnapshot(list) {
-  for (const item of list) {
+function applySnapshot({ sensors, units }) {
+  setUnits(units);
+  for (const item of sensors) {
     if (!item || typeof item.source !== "string" || typeof item.sensor !== "string") continue;
     if (!wanted(item.source, item.sensor)) continue;
     noteSettings(item);
