@@ -11,16 +11,18 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify
 
+from shared.events import STREAM_ID_RE
+from shared.reading import MAX_METRICS, MAX_SEQ, MAX_TS, METRIC_RE, MIN_TS, NAME_RE
 from web import alerts, api, auth, params, sensor_settings
 
 bp = Blueprint("openapi", __name__, url_prefix="/api")
 
 JSON = "application/json"
-NAME = r"^[A-Za-z0-9._-]{1,64}$"
-_N = "[A-Za-z0-9._-]{1,64}"
+NAME = f"^{NAME_RE.pattern}$"
+_N = NAME_RE.pattern
 NAME_LIST = rf"^[ \t]*({_N}[ \t]*,[ \t]*){{0,{params.MAX_LIST - 1}}}{_N}[ \t]*$|^[ \t]*$"
-METRIC = r"^[a-z][a-z0-9_]{0,63}$"
-STREAM_ID = r"^[0-9]{1,16}(-[0-9]{1,16})?$"
+METRIC = f"^{METRIC_RE.pattern}$"
+STREAM_ID = f"^{STREAM_ID_RE.pattern}$"
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -61,8 +63,9 @@ def _time(name: str, default: str) -> dict[str, Any]:
     return _query(name, schema, text)
 
 
-def _integer(low: int, high: int) -> dict[str, Any]:
-    return {"anyOf": [{"type": "integer", "minimum": low, "maximum": high}, EMPTY]}
+def _integer(name: str, bounds: params.Bounds, text: str = "") -> dict[str, Any]:
+    schema = {"anyOf": [{"type": "integer", "minimum": bounds.low, "maximum": bounds.high}, EMPTY]}
+    return _query(name, schema, text or f"default {bounds.default}")
 
 
 def _names(name: str) -> dict[str, Any]:
@@ -70,13 +73,38 @@ def _names(name: str) -> dict[str, Any]:
     return _query(name, schema, f"comma list of at most {params.MAX_LIST} {name} names")
 
 
-def _selection() -> list[dict[str, Any]]:
+def _filters() -> list[dict[str, Any]]:
     return [
         _names("source"),
         _names("sensor"),
-        _time("since", f"until - 1 h; the range spans at most {api.MAX_RAW_SPAN / api.DAY:g} days"),
+        _time("since", "until - 1 h; any span"),
         _time("until", "now"),
-        _query("limit", _integer(1, 10_000), "default 1000"),
+    ]
+
+
+def _readings_params() -> list[dict[str, Any]]:
+    return [
+        *_filters(),
+        _integer(
+            "limit", api.READINGS_LIMIT, f"readings per page; default {api.READINGS_LIMIT.default}"
+        ),
+        _query(
+            "cursor",
+            {"type": "string", "maxLength": 64},
+            "the `next` of the previous page, with the same other parameters",
+        ),
+    ]
+
+
+def _export_params() -> list[dict[str, Any]]:
+    return [
+        *_filters(),
+        _query(
+            "tier",
+            {"type": "string", "enum": list(api.TIERS)},
+            "raw (default): a row per value; 1m or 1h: a row per bucket of min/avg/max/n",
+        ),
+        _integer("limit", api.EXPORT_LIMIT, "at most this many; default: all"),
     ]
 
 
@@ -86,11 +114,9 @@ def _series_params() -> list[dict[str, Any]]:
         _query("source", one, "the source", required=True),
         _query("sensor", one, "the sensor", required=True),
         _query("metric", {"type": "string", "pattern": METRIC}, "the metric", required=True),
-        _time(
-            "since", f"until - 1 h; the range spans at most {api.MAX_SERIES_SPAN / api.DAY:g} days"
-        ),
+        _time("since", "until - 1 h; any span (starts at the series' first data if before it)"),
         _time("until", "now"),
-        _query("points", _integer(1, 5000), "default 300"),
+        _integer("points", api.SERIES_POINTS),
     ]
 
 
@@ -134,25 +160,31 @@ def _paths(channel: str) -> dict[str, Any]:
         },
         "/api/readings": {
             "get": {
-                "summary": "raw readings, oldest first",
-                "parameters": _selection(),
+                "summary": "raw readings, oldest first, a page at a time (`next` -> `cursor`)",
+                "parameters": _readings_params(),
                 "responses": {"200": _json(_ref("Readings"), "the readings"), **_api_errors()},
             }
         },
         "/api/series": {
             "get": {
-                "summary": "one metric downsampled to buckets of min/avg/max/n",
+                "summary": (
+                    "one metric downsampled to buckets of min/avg/max/n,"
+                    " from the finest history tier that covers the range"
+                ),
                 "parameters": _series_params(),
                 "responses": {"200": _json(_ref("Series"), "the buckets"), **_api_errors()},
             }
         },
         "/api/export.csv": {
             "get": {
-                "summary": "the /api/readings selection as CSV, one row per value",
-                "parameters": _selection(),
+                "summary": "any range as CSV, streamed: raw values or 1m/1h buckets",
+                "parameters": _export_params(),
                 "responses": {
                     "200": {
-                        "description": "ts,time_utc,source,sensor,seq,metric,value",
+                        "description": (
+                            "raw: ts,time_utc,source,sensor,seq,metric,value;"
+                            " 1m/1h: t,time_utc,source,sensor,metric,min,avg,max,n"
+                        ),
                         "content": {"text/csv": {"schema": {"type": "string"}}},
                     },
                     **_api_errors(),
@@ -231,12 +263,31 @@ def _schemas() -> dict[str, Any]:
         "properties": {
             "source": {"type": "string", "pattern": NAME},
             "sensor": {"type": "string", "pattern": NAME},
-            "ts": number,
-            "seq": {"type": "integer", "minimum": 0},
-            "values": {"type": "object", "additionalProperties": number, "minProperties": 1},
+            "ts": {"type": "number", "minimum": MIN_TS, "maximum": MAX_TS},
+            "seq": {"type": "integer", "minimum": 0, "maximum": MAX_SEQ},
+            "values": {
+                "type": "object",
+                "propertyNames": {"pattern": METRIC},
+                "additionalProperties": number,
+                "minProperties": 1,
+                "maxProperties": MAX_METRICS,
+            },
         },
     }
-    metric = {"type": "object", "required": ["last"], "properties": {"last": number}}
+    metric = {
+        "type": "object",
+        "required": ["last", "unit"],
+        "properties": {"last": number, "unit": {"type": "string"}},
+    }
+    unit = {
+        "type": "object",
+        "required": ["symbol", "digits", "label"],
+        "properties": {
+            "symbol": {"type": "string"},
+            "digits": {"type": "integer"},
+            "label": {"type": "string"},
+        },
+    }
     sensor = {
         "type": "object",
         "required": ["source", "sensor", "metrics", "last_seen", "last_error"],
@@ -260,8 +311,25 @@ def _schemas() -> dict[str, Any]:
             "properties": {"error": {"type": "string"}},
         },
         "Reading": reading,
-        "Readings": _wrap("readings", _ref("Reading")),
-        "Sensors": _wrap("sensors", sensor),
+        "Readings": {
+            "type": "object",
+            "required": ["readings", "next"],
+            "properties": {
+                "readings": {"type": "array", "items": _ref("Reading")},
+                "next": {
+                    "type": ["string", "null"],
+                    "description": "pass as `cursor` for the next page; null on the last",
+                },
+            },
+        },
+        "Sensors": {
+            **_wrap("sensors", sensor),
+            "required": ["sensors", "units"],
+            "properties": {
+                "sensors": {"type": "array", "items": sensor},
+                "units": {"type": "object", "additionalProperties": unit},
+            },
+        },
         "Alerts": alerts.openapi_schema(),
         "SensorSettings": sensor_settings.openapi_schema(),
         "Series": {
@@ -292,7 +360,7 @@ def spec(channel: str, protected: bool) -> dict[str, Any]:
         "info": {
             "title": "sensor-display",
             "version": "1",
-            "description": "Live sensor readings and their history (DESIGN.md section 4).",
+            "description": "Live sensor readings and their history (docs/architecture.md).",
         },
         "paths": _paths(channel),
         "components": {"schemas": _schemas()},

@@ -53,15 +53,17 @@ def readyz() -> tuple[Response, int]:
     if not hub.connected:
         problems.append("the Redis subscription is not live")
     try:
-        db.read(lambda conn: conn.execute("SELECT 1 FROM readings LIMIT 1").fetchall())
+        db.read(lambda conn: conn.execute("SELECT 1 FROM sensors LIMIT 1").fetchall())
     except db.HistoryUnavailable as exc:
         problems.append(str(exc))
     try:
-        recorder = worker.bus().recorder_lag()
+        bus = worker.bus()
+        recorder = {**bus.recorder_lag(), **bus.recorder_storage()}
     except redis.RedisError:
         recorder = None
-    # The recorder's lag is reported, not judged: a stalled recorder must not
-    # take every web replica out of the load balancer.
+    # The recorder's lag and whether it can write the history are reported,
+    # not judged: a stalled recorder must not take every web replica out of
+    # the load balancer (the live dashboard still works without it).
     body = {
         "ready": not problems,
         "recorder": recorder,

@@ -15,6 +15,7 @@ from typing import TypeVar
 import redis
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
+from shared import store
 from shared.events import Event, stream_id_key
 from shared.marks import HighWater
 from web import db, params, stream_caps, worker
@@ -83,6 +84,8 @@ def stream_events(
 
 
 def _snapshot(hub: Hub, wanted: Filter) -> bytes:
+    if wanted.sources is None and wanted.sensors is None:
+        return hub.snapshot()  # shared by every unfiltered client
     parts = [
         encode_event(data.decode())
         for (source, sensor), data in sorted(hub.latest.items())
@@ -203,6 +206,8 @@ def _from_history(history: History | None, last_id: str) -> list[Event]:
         events = history(last_id, MAX_BACKFILL)
     except (sqlite3.Error, HistoryUnavailable) as exc:
         raise CannotResume(f"the database cannot be read ({exc})") from None
+    except store.ResumeTooOld as exc:
+        raise CannotResume(str(exc)) from None
     if events is None or len(events) > MAX_BACKFILL:
         raise CannotResume(f"more than {MAX_BACKFILL} events to replay")
     return events

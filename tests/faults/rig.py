@@ -21,11 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sse_client import Received, SSEClient
+from waiting import wait_for
 
 from devtools.redis_server import RedisServer, free_port
 from devtools.stack import ROOT, Stack, wait_http
 from faults.proxy import TCPProxy
 from producers.outbox import Outbox
+from shared import store
 
 SENSOR = "demo"
 # Seeded into each outbox so the first seq a producer makes is known exactly.
@@ -39,16 +41,6 @@ ENV = {
     "SENSORS": SENSOR,
     "LOG_LEVEL": "INFO",
 }
-
-
-def wait_for(check: Callable[[], bool], timeout: float, what: str, step: float = 0.1) -> float:
-    """Poll `check` until true; the seconds it took, or AssertionError naming `what`."""
-    start = time.monotonic()
-    while not check():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(step)
-    return time.monotonic() - start
 
 
 class LoggedStack(Stack):
@@ -200,9 +192,10 @@ class Rig:
     def db_counts(self) -> Counter[tuple[str, str, int]]:
         """How often each (source, sensor, seq) is in the dashboard database."""
         path = self.stack.env["DATABASE_PATH"]
-        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
-            rows = db.execute("SELECT source, sensor, seq FROM readings WHERE seq IS NOT NULL")
-            return Counter((s, n, q) for s, n, q in rows)
+        with contextlib.closing(store.connect(path, readonly=True)) as db:
+            known = store.names(db)
+            rows = store.iter_raw(db, sorted(known.keys), 0, 4e9)
+            return Counter((*known.keys[sid], seq) for _, sid, seq, _ in rows if seq is not None)
 
     def logs(self, name: str, lines: int = 40) -> str:
         """The tail of one process's log, for a failure message."""

@@ -1,9 +1,10 @@
 // The dashboard: a snapshot from /api/sensors, history from /api/series, then
-// live readings from one EventSource (DESIGN.md section 6).
+// live readings from one EventSource (docs/architecture.md, "Data path").
 /* global Chart */
 import { Alerts } from "./alerts.js";
 import { exportUrl, fetchSensors, fetchSeries, RANGES } from "./api.js";
 import { showConnection } from "./connection.js";
+import { setUnits } from "./format.js";
 import { registerShell } from "./pwa.js";
 import { SettingsEditor } from "./settings.js";
 import { LiveStream } from "./stream.js";
@@ -13,7 +14,15 @@ import { SensorView } from "./view.js";
 const SENSORS_REFRESH_MS = 30000; // last_error and sensors that went quiet come from here
 const LIVE_BACKFILL_POINTS = 450; // 2-second buckets over the live 15 minutes
 const SLIDE_MS = 15000; // 1/60 of the live window: about 10 px a step
-const HISTORY_REFRESH_MS = { "1h": 30000, "24h": 120000, "7d": 600000, "30d": 1800000 };
+const HISTORY_REFRESH_MS = {
+  "1h": 30000,
+  "24h": 120000,
+  "7d": 600000,
+  "30d": 1800000,
+  "90d": 3600000,
+  "1y": 3600000,
+  all: 3600000,
+};
 
 const views = new Map(); // "source/sensor" -> SensorView
 // "source/sensor" -> {settings, displays: {metric: display}, signature} from the last snapshot
@@ -94,10 +103,11 @@ function noteSettings(item) {
   if (known && known.signature !== signature) dropView(key);
 }
 
-/** Merge a /api/sensors answer into the page. */
-function applySnapshot(list) {
+/** Merge a /api/sensors answer (the sensors and the unit table) into the page. */
+function applySnapshot({ sensors, units }) {
+  setUnits(units);
   const created = [];
-  for (const item of list) {
+  for (const item of sensors) {
     if (!item || typeof item.source !== "string" || typeof item.sensor !== "string") continue;
     if (!wanted(item.source, item.sensor)) continue;
     noteSettings(item);
@@ -164,7 +174,14 @@ function onReading(reading) {
 /** [since, until] in Unix seconds for a range, ending now. */
 function windowOf(name) {
   const until = now();
-  return [until - RANGES[name], until];
+  return [Math.max(until - RANGES[name], 0), until];
+}
+
+/** Where drawn data starts: the first bucket for "all" (asked from 1970), else the asked since. */
+function drawnSince(name, since, until, answers) {
+  if (name !== "all") return since;
+  const first = Math.min(...answers.map((buckets) => (buckets.length ? buckets[0].t : until)));
+  return Math.min(first, until - 3600);
 }
 
 /** Buckets to ask for: about one per two pixels of chart, within what the server is asked to do. */
@@ -191,7 +208,8 @@ async function loadHistory(view, { quiet = false } = {}) {
     );
     if (token !== view.historyToken || name !== range) return;
     const byMetric = new Map(metrics.map((metric, i) => [metric, answers[i]]));
-    view.charts.setHistory(name, since, until, byMetric, (until - since) / points);
+    const from = drawnSince(name, since, until, answers);
+    view.charts.setHistory(name, from, until, byMetric, (until - from) / points);
   } catch (error) {
     if (token !== view.historyToken) return;
     console.warn("history:", error.message);
