@@ -300,6 +300,16 @@ class Settings:
         "STREAM_MAX_PER_CLIENT", 32, integer(1, 100_000),
         "Open /stream connections one client address may hold, per web worker.",
     )  # fmt: skip
+    max_sensors: int = setting(
+        "MAX_SENSORS", 1000, integer(1, 1_000_000),
+        "Most sensors (source/sensor pairs) a web worker keeps live; readings of any"
+        " further one are refused, logged and counted in /metrics.",
+    )  # fmt: skip
+    sensor_expiry_days: float = setting(
+        "SENSOR_EXPIRY_DAYS", 7.0, number(0.0, 3650.0),
+        "Days after which a sensor that sent nothing leaves the live state (the stream's"
+        " snapshot); its history stays. 0: never.",
+    )  # fmt: skip
     stream_max_clients: int = setting(
         "STREAM_MAX_CLIENTS", 10_000, integer(1, 1_000_000),
         "Open /stream connections a web worker holds in all; more get 429.",

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import asdict
 
 import pytest
 import redis
 
 from shared.bus import Bus
+from shared.events import Event
 from shared.reading import Reading
 from web.hub import Hub, Overrun
+from web.metrics import render
 
 
 def message(seq: int, *, sensor: str = "demo", event_id: str | None = None) -> bytes:
@@ -67,3 +70,97 @@ def test_a_client_that_falls_off_the_ring_is_told(hub: Hub) -> None:
     with pytest.raises(Overrun):
         list(hub.entries(0))
     assert len(list(hub.entries(hub.head - 8))) == 8
+
+
+def test_max_sensors_bounds_the_live_state(redis_client, caplog) -> None:
+    """Past MAX_SENSORS new sensors are refused, logged and counted; known ones go on."""
+    hub = Hub(redis_client, Bus(redis_client), ring_size=64, max_sensors=3)
+    readings = [
+        Reading(source="s", sensor=f"n{i}", ts=time.time(), values={"t_c": 1.0}) for i in range(5)
+    ]
+    accepted = [hub.accept(Event(None, r)) for r in readings]
+    assert accepted == [1, 1, 1, 0, 0]
+    assert hub.stats.refused_sensors == 2
+    assert hub.stats.sensors == 3
+    assert "MAX_SENSORS" in caplog.text
+    again = Reading(source="s", sensor="n0", ts=time.time(), values={"t_c": 2.0})
+    assert hub.accept(Event(None, again)) == 1
+    text = render([asdict(hub.stats)], {}, [])
+    assert "sensor_display_refused_sensors_total 2" in text
+    assert "sensor_display_sensors_live 3" in text
+
+
+@pytest.mark.slow
+def test_many_made_up_sensors_stay_bounded_in_gunicorn(redis_url: str, tmp_path) -> None:
+    """5,000 distinct sensors published: /api/sensors and /metrics stay at MAX_SENSORS."""
+    import urllib.request
+
+    from devtools.stack import Stack
+    from shared import store
+
+    stack = Stack.create(
+        tmp_path, {"REDIS_URL": redis_url, "WEB_WORKERS": "1", "MAX_SENSORS": "100"}
+    )
+    bus = Bus(redis.Redis.from_url(redis_url))
+    try:
+        conn = store.connect(stack.env["DATABASE_PATH"])
+        store.init_db(conn)
+        conn.close()
+        base = stack.start_web()
+        deadline = time.monotonic() + 30
+        while True:  # the worker's subscription is live: nothing published is missed
+            with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:
+                if "sensor_display_subscriptions_live 1" in response.read().decode():
+                    break
+            assert time.monotonic() < deadline, "the worker never subscribed"
+            time.sleep(0.3)
+        for i in range(5000):
+            bus.publish(
+                Reading(source="flood", sensor=f"s{i}", ts=time.time(), values={"t_c": 1.0})
+            )
+        deadline = time.monotonic() + 30
+        while True:
+            with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:
+                text = response.read().decode()
+            if "sensor_display_refused_sensors_total 4900" in text:
+                break
+            assert time.monotonic() < deadline, text
+            time.sleep(0.5)
+        assert "sensor_display_sensors_live 100" in text
+        with urllib.request.urlopen(f"{base}/api/sensors", timeout=10) as response:
+            assert len(json.load(response)["sensors"]) == 100
+    finally:
+        bus.client.close()
+        stack.stop_all()
+
+
+def test_the_connect_snapshot_is_encoded_once_per_change(redis_client) -> None:
+    """Every unfiltered client gets the same bytes until a reading changes them."""
+    hub = Hub(redis_client, Bus(redis_client), ring_size=64)
+    first = Reading(source="s", sensor="a", ts=time.time(), values={"t_c": 1.0})
+    hub.accept(Event("1-1", first))
+    one = hub.snapshot()
+    assert hub.snapshot() is one
+    assert b'"sensor":"a"' in one
+    assert one.endswith(b"id:1-1\n\n")
+    hub.accept(Event("1-2", Reading(source="s", sensor="b", ts=time.time(), values={"t_c": 2.0})))
+    two = hub.snapshot()
+    assert two is not one
+    assert b'"sensor":"b"' in two
+
+
+def test_sensors_unseen_for_long_leave_the_live_state(redis_client) -> None:
+    """SENSOR_EXPIRY_DAYS: a sensor silent past it is forgotten live; it may come back."""
+    hub = Hub(redis_client, Bus(redis_client), ring_size=64, expire_after=3600.0)
+    for name in ("old", "new"):
+        hub.accept(
+            Event(None, Reading(source="s", sensor=name, ts=time.time(), values={"t_c": 1.0}))
+        )
+    hub.seen_at[("s", "old")] -= 7200
+    before = hub.snapshot()
+    assert hub.expire() == 1
+    assert set(hub.latest) == {("s", "new")}
+    assert b'"sensor":"old"' not in hub.snapshot()
+    assert hub.snapshot() is not before
+    back = Reading(source="s", sensor="old", ts=time.time(), values={"t_c": 3.0})
+    assert hub.accept(Event(None, back)) == 1

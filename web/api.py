@@ -40,7 +40,9 @@ def sensors() -> Response:
             if key not in latest or live.ts >= latest[key].ts:
                 latest[key] = live
     errors = _sensor_errors()
-    entries = [_sensor_entry(r, errors.get(k)) for k, r in sorted(latest.items())]
+    # Capped like the hub (MAX_SENSORS), so the answer has a bounded size.
+    shown = sorted(latest.items())[: current_app.config["SETTINGS"].max_sensors]
+    entries = [_sensor_entry(r, errors.get(k)) for k, r in shown]
     return jsonify(sensors=sensor_settings.decorate(entries), units=UNITS_JSON)
 
 
