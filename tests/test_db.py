@@ -22,6 +22,7 @@ import pytest
 from devtools.stack import Stack
 from shared import codec, store
 from shared.bus import Bus, connect
+from shared.events import Event
 from shared.reading import Reading
 from web import db
 
@@ -204,9 +205,9 @@ def test_streams_never_pause_while_worst_queries_run(
 ) -> None:
     """200 streams, 8 worst-case history requests at once: no stream silent > 250 ms.
 
-    On a host so loaded that the streams pause longer with no query at all,
-    the limit is 1.5 times that idle pause instead; a query on the hub stalls
-    its worker for seconds, far beyond either.
+    On a host so loaded that the streams pause longer with no query at all
+    (measured before and after), the limit is twice that idle pause instead;
+    a query on the hub stalls its worker for seconds, far beyond either.
     """
     stack = Stack.create(
         tmp_path,
@@ -250,9 +251,13 @@ def test_streams_never_pause_while_worst_queries_run(
         results = [proc.communicate(timeout=100)[0].split() for proc in requests]
         time.sleep(0.5)
         pause = streams.max_pause()
+        # And once more after: a shared host's load changes over a minute.
+        streams.measure()
+        time.sleep(3.0)
+        baseline = max(baseline, streams.max_pause())
         assert all(status == "200" for status, _ in results), results
         assert streams.closed == 0, "a stream was closed"
-        limit = max(MAX_PAUSE, 1.5 * baseline)
+        limit = max(MAX_PAUSE, 2 * baseline)
         assert pause <= limit, (
             f"a stream paused {pause:.3f} s (idle baseline {baseline:.3f} s); queries: {results}"
         )
@@ -274,3 +279,32 @@ def publish_until(bus: Bus, stop: threading.Event) -> None:
         bus.publish(
             Reading(source="live", sensor="demo", ts=time.time(), seq=seq, values={"temp_c": 1.0})
         )
+
+
+def event(seq: int, stream_id: str) -> Event:
+    reading = Reading(source="pi", sensor="demo", ts=time.time(), seq=seq, values={"t_c": 1.0})
+    return Event(stream_id, reading)
+
+
+def test_without_a_database_the_hub_starts_with_no_snapshot(tmp_path: Path) -> None:
+    assert db.latest_events(tmp_path / "missing.sqlite3", 1.0) == []
+    assert not (tmp_path / "missing.sqlite3").exists()  # a read-only open never creates it
+
+
+def test_the_latest_and_what_follows_a_stream_id(tmp_path: Path) -> None:
+    path = tmp_path / "dashboard.sqlite3"
+    conn = store.connect(path)
+    store.init_db(conn)
+    store.insert_events(conn, [event(1, "100-0"), event(2, "200-0"), event(3, "300-0")])
+    conn.close()
+    [latest] = db.latest_events(path, 1.0)
+    assert (latest.id, latest.reading.seq) == ("300-0", 3)
+    assert [e.id for e in db.events_after(path, "100-0", 10, 1.0)] == ["200-0", "300-0"]
+    assert db.events_after(path, "100-0", 1, 1.0) is None  # more than the limit: a reset
+
+
+def test_history_missing_is_503_with_a_reason(client, settings) -> None:
+    settings.database_path.unlink()
+    response = client.get("/api/readings")
+    assert response.status_code == 503
+    assert "recorder" in response.get_json()["error"]
