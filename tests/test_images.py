@@ -6,7 +6,8 @@ are present, else on the official bases), starts docker-compose.yml with the
 replica serves its health checks, the dashboard's files and live readings;
 every container runs read-only and non-root; the Redis ACLs hold; a browser
 resumes without a gap when its replica dies and is replaced; the `nginx`
-profile proxies the stream; `down -v` leaves nothing.
+profile proxies the stream; `down -v` leaves nothing. Then the producer image,
+built for arm64 and armv7 under QEMU, reads an emulated BME280.
 
 `make image-test` runs this file alone; `make test` runs it when an engine
 answers (in CI it must: a skip fails there). See docs/deploy.md, "Images in CI".
@@ -166,23 +167,29 @@ class Stack:
         return get(f"{container.url}/readyz", timeout=3)[0] == 200
 
 
+def build_arguments(image: str) -> set[str]:
+    """The base-image build arguments Dockerfile.<image> declares."""
+    return set(re.findall(r"^ARG (\w+_IMAGE)=", (ROOT / f"Dockerfile.{image}").read_text(), re.M))
+
+
 def build_images(tag: str, figures: dict[str, str]) -> None:
     """Build the web and producer images for this machine; record time and size."""
     args = bases()
     figures["bases"] = "local stand-ins" if args else "official images"
     for image in ("web", "producer"):
         name = f"{REPO}-{image}:{tag}"
-        wanted = set(
-            re.findall(r"^ARG (\w+_IMAGE)=", (ROOT / f"Dockerfile.{image}").read_text(), re.M)
-        )
-        seconds = docker.build(
-            ROOT / f"Dockerfile.{image}",
-            ROOT,
-            name,
-            build_args={k: v for k, v in args.items() if k in wanted},
-        )
+        wanted = {k: v for k, v in args.items() if k in build_arguments(image)}
+        seconds = docker.build(ROOT / f"Dockerfile.{image}", ROOT, name, build_args=wanted)
         figures[f"{image} build"] = f"{seconds:.0f} s"
-        figures[f"{image} size"] = f"{docker.image_size(name) / 1e6:.0f} MB"
+        figures[f"{image} size"] = size_figure(name, args.get("PYTHON_IMAGE"))
+
+
+def size_figure(image: str, base: str | None) -> str:
+    """The image's size, and how much of it its own layers add to a known base."""
+    size = docker.image_size(image)
+    if base is None:
+        return f"{size / 1e6:.0f} MB"
+    return f"{size / 1e6:.0f} MB ({(size - docker.image_size(base)) / 1e6:.0f} MB over the base)"
 
 
 def free_port() -> int:
@@ -374,3 +381,54 @@ def test_down_leaves_nothing(stack: Stack) -> None:
     for kind in ("volume", "network"):
         left = docker.run(kind, "ls", "-q", "--filter", label).stdout.split()
         assert left == [], kind
+
+
+# --- the producer image on arm --------------------------------------------------------
+
+
+@pytest.mark.parametrize("platform", list(ARM))
+def test_producer_image_reads_a_bme280_on_arm(platform: str, record_property) -> None:
+    """Built for `platform` under QEMU, `python -m producers --once` reads the chip."""
+    tag = f"{REPO}-producer:{platform.replace('/', '-')}-{os.getpid()}"
+    args = {k: v for k, v in bases(platform).items() if k in build_arguments("producer")}
+    seconds = docker.build(
+        ROOT / "Dockerfile.producer", ROOT, tag, platform=platform, build_args=args
+    )
+    try:
+        machine = docker.run("run", "--rm", "--platform", platform, tag, "uname", "-m")
+        assert machine.stdout.strip() == ARM[platform]
+        once = docker.run(
+            "run", "--rm", "--platform", platform, "--read-only", "--cap-drop", "ALL",
+            "-e", "SENSORS=bme280", "-e", "BME280_EMULATE=1", "-e", "SOURCE=pi",
+            tag, "python", "-m", "producers", "--once",
+        )  # fmt: skip
+        readings = [json.loads(line) for line in once.stdout.splitlines()]
+        assert [r["sensor"] for r in readings] == ["bme280"]
+        assert set(readings[0]["values"]) >= {"temperature_c", "humidity_pct", "pressure_hpa"}
+        size = size_figure(tag, args.get("PYTHON_IMAGE"))
+        record_property("figure", f"{platform} producer build: {seconds:.0f} s, {size}")
+    finally:
+        docker.run("rmi", tag, check=False)
+
+
+def test_web_image_serves_on_arm64(record_property) -> None:
+    """Built for linux/arm64 under QEMU, the web image starts and answers /healthz."""
+    platform = "linux/arm64"
+    tag = f"{REPO}-web:arm64-{os.getpid()}"
+    args = {k: v for k, v in bases(platform).items() if k in build_arguments("web")}
+    seconds = docker.build(ROOT / "Dockerfile.web", ROOT, tag, platform=platform, build_args=args)
+    container = None
+    try:
+        container = docker.run(
+            "run", "-d", "--platform", platform, "--read-only", "--tmpfs", "/tmp",
+            "--cap-drop", "ALL", "-e", "REDIS_URL=redis://127.0.0.1:1/0", tag,
+        ).stdout.strip()  # fmt: skip
+        info = Container(json.loads(docker.run("inspect", container).stdout)[0])
+        wait_for(lambda: get(f"{info.url}/healthz", timeout=5)[0] == 200, 180, "/healthz")
+        assert get(f"{info.url}/readyz")[0] == 503, "not ready without Redis"
+        size = size_figure(tag, args.get("PYTHON_IMAGE"))
+        record_property("figure", f"{platform} web build: {seconds:.0f} s, {size}")
+    finally:
+        if container:
+            docker.run("rm", "-f", container, check=False)
+        docker.run("rmi", tag, check=False)
