@@ -172,13 +172,22 @@ def ha_project() -> Iterator[HAProject]:
     base = standins.base_images().get("REDIS_IMAGE")
     if base and docker.image_exists(base):
         env["REDIS_IMAGE"] = base
+        found = docker.run(
+            "run",
+            "--rm",
+            "--entrypoint",
+            "sh",
+            base,
+            "-c",
+            "command -v redis-sentinel",
+            check=False,
+        )
+        assert found.returncode == 0, f"{base} has no redis-sentinel: python -m devtools.standins"
     project = HAProject(f"sdha{os.getpid()}", env)
     try:
         project.compose("up", "-d", "redis", "redis-replica", *SENTINELS)
         yield project
     finally:
-        if os.environ.get("KEEP_HA_LOGS"):
-            print(project.compose("logs", "--no-color", "sentinel-1", "sentinel-2"))
         project.compose("down", "-v", "--remove-orphans")
 
 
