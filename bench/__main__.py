@@ -11,7 +11,7 @@ from pathlib import Path
 
 import redis
 
-from bench import mqtt, offline, report
+from bench import history, mqtt, offline, report
 from bench.fanout import LoadResult, Session
 from bench.loadclient import raise_nofile
 from bench.plan import CAPACITY, FULL, QUICK, Sizes, Step
@@ -79,13 +79,14 @@ def _step(session: Session, step: Step, drain: float) -> LoadResult:
 
 
 def offline_figures(redis_url: str, sizes: Sizes, tmp: Path) -> list[offline.Figure]:
-    """Recorder ingest, /api/series, producer CPU, the MQTT bridge."""
+    """Recorder ingest, producer CPU, the MQTT bridge, the history figures (bench/history.py)."""
     client = redis.Redis.from_url(redis_url)
+    (tmp / "history").mkdir()
     return [
         offline.recorder_ingest(client, tmp / "recorder.sqlite3", sizes.recorder_readings),
-        offline.series_query(tmp / "series.sqlite3", sizes.series_days, sizes.series_repeats),
         offline.producer_cpu(redis_url, tmp / "outbox.sqlite3", sizes.producer_readings),
         *mqtt.figures(redis_url, tmp, sizes.mqtt_messages, sizes.mqtt_samples),
+        *history.figures(tmp / "history", history.QUICK if sizes is QUICK else history.FULL),
     ]
 
 

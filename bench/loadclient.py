@@ -22,7 +22,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 # HTTP/1.0: gunicorn then sends the body raw, without chunked framing to undo.
-REQUEST = "GET {path} HTTP/1.0\r\nHost: bench\r\nAccept: text/event-stream\r\n\r\n"
+REQUEST = "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n"
 CONNECT_BATCH = 400  # connects in flight at once: stays under the listen backlog
 OPEN_TIMEOUT = 90.0  # answer `open` by then even if some streams never answered
 TS_KEY = b'"ts":'

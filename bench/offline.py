@@ -1,11 +1,7 @@
-"""The benchmarks that need no streams: recorder ingest, /api/series, producer CPU."""
+"""The benchmarks that need no streams: recorder ingest and producer CPU (history: history.py)."""
 
 from __future__ import annotations
 
-import json
-import math
-import random
-import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,75 +57,19 @@ def recorder_ingest(client: redis.Redis, db_path: Path, n: int) -> Figure:
     store.init_db(conn)
     recorder = Recorder(bus, conn)
     recorder.prepare()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     while recorder.inserted < n:
         if not recorder.step(block_ms=100):
             break
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     conn.close()
     client.delete(bus.stream, bus.marks.recorded_key)
     return Figure(
         "recorder ingest",
         recorder.inserted / elapsed,
         "readings/s",
-        f"{n:,} readings of 6 metrics, XREADGROUP batches of 2,000 -> store.insert_events",
-    )
-
-
-def build_history(db_path: Path, days: int) -> int:
-    """A history of 4 metrics at 1 Hz for `days`, written directly (raw rows + minute rollup)."""
-    conn = store.connect(db_path)
-    store.init_db(conn)
-    end = int(time.time()) // 60 * 60
-    start = end - days * DAY
-    metrics = ("temperature_c", "humidity_pct", "pressure_hpa", "cpu_temp_c")
-    rng = random.Random(3)
-    with conn:
-        conn.executemany(
-            "INSERT INTO readings (source, sensor, seq, ts, body) VALUES (?, ?, ?, ?, ?)",
-            (
-                ("bench", "hist", t - start, float(t), _body(metrics, t, rng))
-                for t in range(start, end)
-            ),
-        )
-        conn.execute(
-            "INSERT INTO rollup_1m SELECT source, sensor, j.key, CAST(ts / 60 AS INTEGER),"
-            " min(j.value), max(j.value), sum(j.value), count(*)"
-            " FROM readings, json_each(readings.body) AS j WHERE sensor = 'hist'"
-            " GROUP BY source, sensor, j.key, CAST(ts / 60 AS INTEGER)"
-        )
-    conn.close()
-    return end
-
-
-def _body(metrics: tuple[str, ...], t: int, rng: random.Random) -> str:
-    day = math.sin(2 * math.pi * t / DAY)
-    return json.dumps({m: round(20 + 5 * day + rng.random(), 2) for m in metrics})
-
-
-def series_query(db_path: Path, days: int, repeats: int) -> Figure:
-    """Median ms of GET /api/series over `days` days, 500 points, via the Flask test client."""
-    from web import create_app
-
-    end = build_history(db_path, days)
-    settings = Settings.from_env({"DATABASE_PATH": str(db_path), "REDIS_URL": "redis://x"})
-    client = create_app({"SETTINGS": settings, "TESTING": True}).test_client()
-    url = (
-        f"/api/series?source=bench&sensor=hist&metric=temperature_c"
-        f"&since={end - days * DAY}&until={end}&points=500"
-    )
-    times, buckets = [], 0
-    for _ in range(repeats):
-        start = time.perf_counter()
-        response = client.get(url)
-        times.append((time.perf_counter() - start) * 1000)
-        buckets = len(response.get_json()["buckets"])
-    return Figure(
-        "/api/series",
-        statistics.median(times),
-        "ms",
-        f"{days} d at 1 Hz x 4 metrics ({days * DAY:,} rows), 500 points -> {buckets} buckets,"
-        f" median of {repeats}, Flask test client",
+        f"{n:,} readings of 6 metrics, XREADGROUP batches of 2,000 -> store.insert_events;"
+        f" {recorder.inserted / cpu:,.0f} per CPU s of the recorder",
     )
 
 

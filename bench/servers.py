@@ -83,6 +83,8 @@ def start_servers(stack: Stack, workers: int, heartbeat: float) -> dict[str, Ser
     redis_port = int(url.rsplit(":", 1)[1].split("/")[0])
     env = {"WEB_WORKERS": str(workers), "HEARTBEAT_INTERVAL": str(heartbeat)}
     env["LOG_LEVEL"] = "WARNING"
+    # Every load client connects from this host: no per-address cap here.
+    env["STREAM_MAX_PER_CLIENT"] = env["STREAM_MAX_CLIENTS"] = "100000"
     servers = {}
     port = free_port()
     stack.start_web(PRODUCT, port=port, **env)
@@ -106,7 +108,7 @@ def time_to_first_byte(port: int, path: str, timeout: float = 3.0) -> float | No
     """Milliseconds until /stream sends its first byte with nothing published; None if never."""
     start = time.monotonic()
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        sock.sendall(f"GET {path} HTTP/1.0\r\nHost: bench\r\n\r\n".encode())
+        sock.sendall(f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".encode())
         try:
             if not sock.recv(1):
                 return None

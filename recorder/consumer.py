@@ -19,6 +19,7 @@ from types import FrameType
 import redis
 
 from recorder.alerts import Evaluator, evaluate, start_alerts
+from recorder.prune import Maintenance
 from shared import redis_conn, store
 from shared.bus import RECORDER_GROUP, Bus, parse_message
 from shared.events import Event
@@ -29,6 +30,10 @@ from shared.settings import Settings
 logger = logging.getLogger(__name__)
 
 BATCH = 2000
+# Seconds between tries while the history cannot be written (disk full, read-only).
+STORAGE_RETRY_S = 1.0
+# Readings without a stream id kept in memory meanwhile (the rest are in the stream).
+UNSTORED_MAX = 100_000
 # Seconds between status reports; a report older than a few of these means
 # the recorder is down.
 STATUS_EVERY = 2.0
@@ -51,6 +56,8 @@ class Recorder:
     stopping: bool = False
     alerts: Evaluator | None = None
     caught_up: bool = False  # the last read found less than a batch waiting
+    storage_error: str = ""  # why the history cannot be written now, "" while it can
+    unstored: list[Event] = field(default_factory=list)
 
     def prepare(self) -> None:
         """Create the group if missing and restore the marks if Redis lost them."""
@@ -76,9 +83,31 @@ class Recorder:
         if not entries:
             return 0
         events = [e for e in (self._event(i, f) for i, f in entries) if e is not None]
-        added = self.store(events)
+        try:
+            added = self.store(events)
+        except sqlite3.OperationalError as exc:
+            # Not acknowledged: the entries stay pending (read again first next
+            # time) and the marks stay, so producers keep their outbox rows.
+            self._cannot_write(exc)
+            return 0
         self.bus.client.xack(self.bus.stream, RECORDER_GROUP, *[i for i, _ in entries])
         return added
+
+    def _cannot_write(self, exc: sqlite3.OperationalError) -> None:
+        """Say so once per outage, then wait a little before the next try."""
+        if not self.storage_error:
+            logger.error(
+                "the history cannot be written (%s): not acknowledging; readings wait in the"
+                " Redis stream and the producers' outboxes until it can",
+                exc,
+            )
+        self.storage_error = str(exc)
+        time.sleep(STORAGE_RETRY_S)
+
+    def _can_write(self) -> None:
+        if self.storage_error:
+            logger.info("the history can be written again; catching up")
+            self.storage_error = ""
 
     def _read(self, start: str, block_ms: int) -> list[tuple[bytes, dict]]:
         reply = self.bus.client.xreadgroup(
@@ -102,6 +131,7 @@ class Recorder:
         if not events:
             return 0
         added = store.insert_events(self.conn, events)
+        self._can_write()
         self.inserted += added
         if self.alerts is not None:
             evaluate(self.alerts.observe, events)
@@ -114,16 +144,26 @@ class Recorder:
         return added
 
     def store_messages(self, pubsub: redis.client.PubSub) -> int:
-        """Record readings that came without a stream id (stock flask-sse)."""
-        events = []
+        """Record readings that came without a stream id (stock flask-sse).
+
+        They are in no stream: while the history cannot be written they wait
+        here (the newest UNSTORED_MAX of them).
+        """
         while (message := pubsub.get_message(timeout=0)) is not None:
             try:
                 event = parse_message(message["data"])
             except ReadingError:
                 continue  # the web hub logs and counts these
             if event.id is None:
-                events.append(event)
-        return self.store(events)
+                self.unstored.append(event)
+        del self.unstored[:-UNSTORED_MAX]
+        try:
+            added = self.store(self.unstored)
+        except sqlite3.OperationalError as exc:
+            self._cannot_write(exc)
+            return 0
+        self.unstored.clear()
+        return added
 
 
 def run(settings: Settings) -> None:
@@ -135,6 +175,9 @@ def run(settings: Settings) -> None:
     # One recorder, one fixed consumer name: a restart reclaims its own pending.
     recorder = Recorder(bus, conn, alerts=start_alerts(settings, conn, client))
     _stop_on_signals(recorder)
+    # Packing and pruning beside the ingest, on a connection of their own.
+    maintenance = Maintenance(settings.database_path, store.Retention.from_settings(settings))
+    maintenance.start()
     backoff = 0.25
     while not recorder.stopping:
         try:
@@ -144,6 +187,7 @@ def run(settings: Settings) -> None:
             logger.warning("Redis unavailable (%s); retrying in %.1fs", exc, backoff)
             time.sleep(backoff)
             backoff = min(backoff * 2, redis_conn.retry_cap(client, 5.0))
+    maintenance.stop()
     if recorder.alerts is not None and recorder.alerts.notifier is not None:
         recorder.alerts.notifier.stop()
     conn.close()
@@ -184,9 +228,11 @@ def _session(recorder: Recorder) -> None:
 
 def _publish_status(recorder: Recorder) -> None:
     """Lag, totals and the hold position in Redis (hash <channel>:recorder)."""
-    status: dict[str, float] = {
+    status: dict[str, float | str] = {
         **recorder.bus.recorder_lag(),
         "inserted": recorder.inserted,
+        "storage_ok": 0 if recorder.storage_error else 1,
+        "storage_error": recorder.storage_error,
         "ts": time.time(),
     }
     recorder.bus.client.hset(recorder.bus.recorder_key, mapping=status)

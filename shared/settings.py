@@ -8,6 +8,7 @@ one field (docs/architecture.md, "Settings").
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import socket
@@ -91,6 +92,24 @@ def _flag(raw: str) -> bool:
     return raw.lower() in {"1", "true", "yes", "on"}
 
 
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _hosts(raw: str) -> tuple[str, ...]:
+    return tuple(h.strip().lower() for h in raw.split(",") if h.strip())
+
+
+def _networks(raw: str) -> tuple[IPNetwork, ...]:
+    out = []
+    for item in (i.strip() for i in raw.split(",")):
+        if item:
+            try:
+                out.append(ipaddress.ip_network(item, strict=False))
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network") from None
+    return tuple(out)
+
+
 def _urls(raw: str) -> tuple[str, ...]:
     return tuple(u for u in re.split(r"[\s,]+", raw) if u)
 
@@ -119,6 +138,10 @@ PATH = Parser(Path, "path")
 FLAG = Parser(_flag, "1/true/yes/on, else off", lambda v: "1" if v else "0")
 HEX = integer(0x03, 0x77, show=hex)
 OPTIONAL_PATH = Parser(Path, "path", lambda v: "" if v is None else str(v))
+HOSTS = Parser(_hosts, "comma-separated host names", ",".join)
+NETWORKS = Parser(
+    _networks, "comma-separated addresses or networks", lambda v: ",".join(map(str, v))
+)
 URLS = Parser(_urls, "URLs, whitespace or comma separated", ",".join)
 SENTINELS = Parser(_sentinels, "comma-separated host:port", _show_sentinels)
 
@@ -194,6 +217,18 @@ class Settings:
         "OUTBOX_MAX_AGE", 7 * DAY, integer(60, 365 * DAY),
         "Seconds an outbox keeps an unrecorded reading.",
     )  # fmt: skip
+    history_raw_days: int = setting(
+        "HISTORY_RAW_DAYS", 14, integer(0, 36500),
+        "Days the history keeps every reading (0 = forever); docs/history.md.",
+    )  # fmt: skip
+    history_minute_days: int = setting(
+        "HISTORY_MINUTE_DAYS", 90, integer(0, 36500),
+        "Days it keeps per-minute min/avg/max/n (0 = forever).",
+    )  # fmt: skip
+    history_hour_days: int = setting(
+        "HISTORY_HOUR_DAYS", 0, integer(0, 36500),
+        "Days it keeps per-hour min/avg/max/n (0 = forever).",
+    )  # fmt: skip
     sensors: tuple[str, ...] = setting(
         "SENSORS", ("demo",), NAMES,
         "Drivers to run: demo, pi_cpu, hwmon, bme280 (a comma list), or auto.",
@@ -244,6 +279,24 @@ class Settings:
     query_timeout: float = setting(
         "QUERY_TIMEOUT", 10.0, number(0.05, 300.0),
         "Seconds a history read may run before it is cut and answered with a 503.",
+    )  # fmt: skip
+    trusted_hosts: tuple[str, ...] = setting(
+        "TRUSTED_HOSTS", (), HOSTS,
+        "Host names the dashboard answers to besides localhost and IP addresses"
+        " (.example.org: its subdomains, *: any); others get 400, which stops DNS rebinding.",
+    )  # fmt: skip
+    trusted_proxies: tuple[IPNetwork, ...] = setting(
+        "TRUSTED_PROXIES", (), NETWORKS,
+        "Proxies whose X-Forwarded-For names the client (e.g. NPM's Docker network);"
+        " empty: the peer's own address is the client's.",
+    )  # fmt: skip
+    stream_max_per_client: int = setting(
+        "STREAM_MAX_PER_CLIENT", 32, integer(1, 100_000),
+        "Open /stream connections one client address may hold, per web worker.",
+    )  # fmt: skip
+    stream_max_clients: int = setting(
+        "STREAM_MAX_CLIENTS", 10_000, integer(1, 1_000_000),
+        "Open /stream connections a web worker holds in all; more get 429.",
     )  # fmt: skip
     mqtt_url: str = setting(
         "MQTT_URL", "", TEXT,

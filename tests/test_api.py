@@ -76,7 +76,7 @@ def test_readings_accept_iso_times(client, seeded) -> None:
 
 
 def test_a_valid_name_that_matches_nothing_is_empty(client, seeded) -> None:
-    assert client.get("/api/readings?source=nobody").get_json() == {"readings": []}
+    assert client.get("/api/readings?source=nobody").get_json() == {"readings": [], "next": None}
     body = client.get("/api/series?source=nobody&sensor=x&metric=t_c").get_json()
     assert body["buckets"] == []
 
@@ -113,7 +113,8 @@ def test_export_csv(client, seeded) -> None:
         ("/api/readings?source=bad%20name", "source"),
         ("/api/readings?sensor=%3Cscript%3E", "sensor"),
         ("/api/readings?since=100&until=50", "since"),
-        ("/api/readings?since=0", "since"),
+        ("/api/readings?cursor=yesterday", "cursor"),
+        ("/api/export.csv?tier=5m", "tier"),
         ("/api/series?sensor=bme280&metric=temperature_c", "source"),
         ("/api/series?source=pi&metric=temperature_c", "sensor"),
         ("/api/series?source=pi&sensor=bme280", "metric"),
@@ -158,3 +159,42 @@ def test_pages_carry_strict_security_headers(client) -> None:
 
 def test_healthz(client) -> None:
     assert client.get("/healthz").get_json() == {"status": "ok"}
+
+
+def test_readings_page_through_any_range_with_the_cursor(client, seeded) -> None:
+    whole = client.get("/api/readings?since=0&limit=10000").get_json()
+    assert whole["next"] is None
+    assert len(whole["readings"]) == 601
+    pages, cursor = [], ""
+    while True:
+        body = client.get(f"/api/readings?since=0&limit=250{cursor}").get_json()
+        pages.append(body["readings"])
+        if body["next"] is None:
+            break
+        cursor = f"&cursor={body['next']}"
+    assert [len(p) for p in pages] == [250, 250, 101]
+    assert [r for p in pages for r in p] == whole["readings"]
+
+
+def test_export_streams_every_page_of_any_range(client, seeded, monkeypatch) -> None:
+    from web import api
+
+    monkeypatch.setattr(api, "EXPORT_PAGE", 7)  # many pages, each its own read
+    response = client.get("/api/export.csv?since=0")
+    rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+    assert len(rows) == 600 * 2 + 1
+    assert [float(r["ts"]) for r in rows] == sorted(float(r["ts"]) for r in rows)
+    limited = client.get("/api/export.csv?since=0&limit=10").get_data(as_text=True)
+    assert len(limited.splitlines()) == 1 + 10 * 2
+
+
+@pytest.mark.parametrize(("tier", "width"), [("1m", 60), ("1h", 3600)])
+def test_export_of_a_rollup_tier(client, seeded, tier: str, width: int) -> None:
+    response = client.get(f"/api/export.csv?source=pi&since=0&tier={tier}")
+    assert f"readings-{tier}.csv" in response.headers["Content-Disposition"]
+    rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+    assert set(rows[0]) == {"t", "time_utc", "source", "sensor", "metric", "min", "avg", "max", "n"}
+    temperature = [r for r in rows if r["metric"] == "temperature_c"]
+    assert sum(int(r["n"]) for r in temperature) == 600
+    assert all(float(r["t"]) % width == 0 for r in rows)
+    assert all(float(r["min"]) <= float(r["avg"]) <= float(r["max"]) for r in rows)

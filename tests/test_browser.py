@@ -229,14 +229,27 @@ def test_unreachable_stream_is_shown_and_retried(stack, browser: Browser) -> Non
     """A /stream that fails says so, with a countdown; "Retry now" brings it back live."""
     wait_for_sensor(stack.url)
     page = browser.new_page(viewport=DESKTOP)
+    refused: list[str] = []
+
+    def down(route) -> None:
+        refused.append(route.request.url)
+        route.fulfill(status=503, body="down")
+
     # A 503 makes EventSource give up for good (CLOSED): the page must retry by itself.
-    page.route(is_stream, lambda route: route.fulfill(status=503, body="down"))
+    page.route(is_stream, down)
     page.goto(f"{stack.url}/")
     connection = page.locator("#connection")
     expect(connection).to_have_attribute("data-state", "offline", timeout=15000)
     expect(connection).to_contain_text("Server unreachable, retrying")
     retry = connection.get_by_role("button", name="Retry now")
     expect(retry).to_be_visible()
+    # After four refusals the page's own next try is 4-8 s away (doubling backoff),
+    # so it is the click, not the timer, that brings the stream back.
+    deadline = time.monotonic() + 30
+    while len(refused) < 4:
+        assert time.monotonic() < deadline, f"the page retried {len(refused)} times"
+        page.wait_for_timeout(200)
+    expect(connection.locator(".connection-countdown")).to_contain_text(" s")
     page.unroute(is_stream)
     retry.click()
     expect(connection).to_have_attribute("data-state", "live", timeout=15000)

@@ -8,10 +8,13 @@ lacks fails here, not on a user's server.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -213,3 +216,65 @@ def test_each_role_runs_as_its_own_user(acl_redis: int, tmp_path: Path) -> None:
     finally:
         stack.stop_all()
         admin.close()
+
+
+def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, exc.read().decode()
+
+
+@pytest.mark.slow
+def test_web_user_reports_metrics_and_keeps_sessions(acl_redis: int, tmp_path: Path) -> None:
+    """Under the shipped ACLs /metrics counts the workers and clients; logout sticks."""
+    token = "acl-test-token-0123456789"
+    stack = Stack.create(tmp_path, {"WEB_WORKERS": "2", "ACCESS_TOKEN": token})
+    bearer = {"Authorization": f"Bearer {token}"}
+    try:
+        base = stack.start_web(REDIS_URL=url("web", acl_redis))
+        stream = urllib.request.urlopen(
+            urllib.request.Request(f"{base}/stream", headers=bearer), timeout=10
+        )
+        deadline = time.monotonic() + 20
+        while True:
+            status, text = _get(f"{base}/metrics", bearer)
+            assert status == 200, text
+            values = dict(
+                line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#")
+            )
+            workers = float(values["sensor_display_workers"])
+            if workers >= 1 and float(values["sensor_display_clients"]) >= 1:
+                break
+            assert time.monotonic() < deadline, f"no worker reported under the ACL:\n{text}"
+            time.sleep(0.5)
+        stream.close()
+        session = _login(base, token)
+        assert _get(f"{base}/api/openapi.json", {"Cookie": session})[0] == 200
+        logout = urllib.request.Request(
+            f"{base}/logout", data=b"", method="POST", headers={"Cookie": session}
+        )
+        with contextlib.suppress(urllib.error.HTTPError):
+            urllib.request.urlopen(logout, timeout=10).close()
+        assert _get(f"{base}/api/openapi.json", {"Cookie": session})[0] == 401
+    finally:
+        stack.stop_all()
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+def _login(base: str, token: str) -> str:
+    """POST /login; the Cookie header the browser would send afterwards."""
+    opener = urllib.request.build_opener(_NoRedirect)
+    body = urllib.parse.urlencode({"token": token}).encode()
+    with pytest.raises(urllib.error.HTTPError) as answer:
+        opener.open(urllib.request.Request(f"{base}/login", data=body), timeout=10)
+    with answer.value as response:
+        assert response.code == 303
+        return response.headers["Set-Cookie"].split(";", 1)[0]

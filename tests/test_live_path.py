@@ -172,7 +172,13 @@ def test_a_disconnected_client_is_released(web) -> None:
 
 def test_many_clients_share_one_redis_connection(tmp_path: Path, redis_url: str) -> None:
     stack = Stack.create(
-        tmp_path, {"REDIS_URL": redis_url, "WEB_WORKERS": "1", "HEARTBEAT_INTERVAL": "5"}
+        tmp_path,
+        {
+            "REDIS_URL": redis_url,
+            "WEB_WORKERS": "1",
+            "HEARTBEAT_INTERVAL": "5",
+            "STREAM_MAX_PER_CLIENT": "1000",  # every client is this host
+        },
     )
     client = redis.Redis.from_url(redis_url)
     try:

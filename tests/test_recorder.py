@@ -22,7 +22,7 @@ def reading(seq: int | None, sensor: str = "demo") -> Reading:
 
 
 def count(conn: sqlite3.Connection) -> int:
-    return conn.execute("SELECT count(*) FROM readings").fetchone()[0]
+    return store.count_readings(conn)
 
 
 def test_records_each_reading_once_and_moves_the_mark(redis_client: redis.Redis, db) -> None:

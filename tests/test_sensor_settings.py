@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import sqlite3
 import time
+from pathlib import Path
 
 import pytest
 
@@ -197,3 +199,22 @@ def test_csv_display_flag_is_checked(client, seeded) -> None:
     answer = client.get("/api/export.csv?display=maybe")
     assert answer.status_code == 400
     assert "parameter 'display'" in answer.get_json()["error"]
+
+
+def test_stored_units_show_the_dashboards_symbols() -> None:
+    """A sensor nobody edited shows °C and hPa exactly as format.js writes them."""
+    source = (Path(__file__).parent.parent / "web" / "static" / "js" / "format.js").read_text()
+    shown = dict(re.findall(r'^\s+(\w+): \["([^"]*)",', source, re.M))
+    for suffix, choices in sensor_settings.CONVERSIONS.items():
+        stored = choices[suffix]
+        assert (stored.symbol, stored.scale, stored.offset) == (shown[suffix], 1.0, 0.0)
+    # The choices that are units of their own elsewhere agree too (°F is "_f").
+    assert sensor_settings.CONVERSIONS["c"]["f"].symbol == shown["f"]
+
+
+def test_docs_state_the_limits_the_code_has() -> None:
+    docs = (Path(__file__).parent.parent / "docs" / "display.md").read_text()
+    assert f"1-{sensor_settings.MAX_NAME_CHARS} characters" in docs
+    limit = sensor_settings.MAX_ORDER
+    assert f"-{limit}..{limit}" in docs
+    assert f"0..{sensor_settings.MAX_DECIMALS}" in docs

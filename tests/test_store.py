@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
+
+import pytest
 
 from shared import store
 from shared.events import Event
@@ -117,3 +120,130 @@ def test_latest_and_high_water(db: sqlite3.Connection) -> None:
     assert store.high_water(db) == {("pi", "demo"): 9}
     [latest] = store.latest(db)
     assert latest.reading.seq == 9
+
+
+def pack_all(db: sqlite3.Connection) -> int:
+    packed = 0
+    while n := store.pack_one(db, before=T0 + 10 * 86400):
+        packed += n
+    return packed
+
+
+def series_n(db: sqlite3.Connection, since: float, until: float, points: int = 1) -> int:
+    buckets = store.series(
+        db,
+        source="pi",
+        sensor="demo",
+        metric="temperature_c",
+        since=since,
+        until=until,
+        points=points,
+    )
+    return sum(b.n for b in buckets)
+
+
+def test_packed_hours_read_back_exactly_and_replays_stay_no_ops(db: sqlite3.Connection) -> None:
+    events = [event(i * 7, value=i / 3) for i in range(2000)]  # about 4 hours
+    store.insert_events(db, events)
+    assert pack_all(db) == 2000
+    assert db.execute("SELECT count(*) FROM raw_recent").fetchone()[0] == 0
+    back = store.query_readings(db, since=T0, until=T0 + 86400, limit=5000)
+    assert [(r.seq, r.ts, r.values) for r in back] == [
+        (e.reading.seq, e.reading.ts, e.reading.values) for e in events
+    ]
+    # A replay of packed readings adds nothing, not even to the rollups.
+    assert store.insert_events(db, events[100:300]) == 0
+    assert series_n(db, T0, T0 + 86400) == 2000
+
+
+def test_a_late_reading_joins_its_packed_hour(db: sqlite3.Connection) -> None:
+    store.insert_events(db, [event(i * 2) for i in range(100)])
+    pack_all(db)
+    late = event(101, seq=5000, value=99.0)  # between packed readings
+    assert store.insert_events(db, [late]) == 1
+    assert store.insert_events(db, [late]) == 0
+    pack_all(db)
+    assert store.insert_events(db, [late]) == 0
+    back = store.query_readings(db, since=T0, until=T0 + 1000, limit=500)
+    assert [r.seq for r in back] == [*range(0, 101, 2), 5000, *range(102, 200, 2)]
+    assert series_n(db, T0, T0 + 3600) == 101
+
+
+def test_pages_follow_the_cursor_to_the_end(db: sqlite3.Connection) -> None:
+    store.insert_events(db, [event(i * 5) for i in range(500)])
+    store.insert_events(db, [event(i * 5, sensor="cpu") for i in range(500)])
+    pack_all(db)
+    store.insert_events(db, [event(3000 + i, sensor="cpu", seq=9000 + i) for i in range(5)])
+    seen, cursor, pages = [], None, 0
+    while True:
+        page, cursor = store.page_readings(db, since=T0, until=T0 + 86400, limit=333, cursor=cursor)
+        seen += page
+        pages += 1
+        if cursor is None:
+            break
+    assert pages == 4
+    assert len(seen) == 1005
+    assert [r.ts for r in seen] == sorted(r.ts for r in seen)
+    assert len({(r.sensor, r.seq) for r in seen}) == 1005
+
+
+def test_a_forged_cursor_is_refused() -> None:
+    with pytest.raises(store.BadCursor):
+        store.parse_cursor("nan_1")
+    with pytest.raises(store.BadCursor):
+        store.parse_cursor("yesterday")
+
+
+def test_series_picks_the_finest_tier_that_covers_the_range(db: sqlite3.Connection) -> None:
+    # One reading a second for 3 hours.
+    store.insert_events(db, [event(i) for i in range(3 * 3600)])
+
+    def tier(since, width):
+        return store.choose_tier(store.oldest(db, 1, 1), since, since + 500 * width, width)
+
+    assert tier(T0, 7.2) == 0
+    assert tier(T0, 120) == 1
+    assert tier(T0, 4000) == 1
+    assert tier(T0, 7200) == 2
+    # Raw pruned: a range reaching before it is answered by a rollup, whole.
+    db.execute("DELETE FROM raw_recent WHERE ts < ?", (T0 + 3600,))
+    assert tier(T0, 7.2) == 1
+    assert tier(T0 + 3600, 7.2) == 0
+    assert series_n(db, T0, T0 + 3 * 3600, points=500) == 3 * 3600 - 3600 + 3600
+
+
+def test_rollup_buckets_are_whole_minutes(db: sqlite3.Connection) -> None:
+    store.insert_events(db, [event(i) for i in range(8 * 3600)])
+    buckets = store.series(
+        db,
+        source="pi",
+        sensor="demo",
+        metric="temperature_c",
+        since=T0 + 17,
+        until=T0 + 8 * 3600,
+        points=100,
+    )
+    assert len(buckets) <= 100
+    assert {b2.t - b1.t for b1, b2 in itertools.pairwise(buckets)} == {300}
+    assert {b.n for b in buckets} == {300}
+    assert sum(b.n for b in buckets) == 8 * 3600
+
+
+def test_pruning_takes_small_steps_and_keeps_the_tiers_it_should(db: sqlite3.Connection) -> None:
+    # Two days at one reading a minute, then prune as of noon on day 3.
+    store.insert_events(db, [event(m * 60, seq=m) for m in range(2 * 1440)])
+    pack_all(db)
+    keep = store.Retention(raw_days=1, minute_days=1.5, hour_days=0)
+    now = T0 + 2.5 * 86400
+    steps = []
+    while n := store.prune_one(db, keep, now):
+        steps.append(n)
+    assert steps
+    assert max(steps) <= 1440
+    oldest_raw = store.query_readings(db, since=0, until=4e9, limit=1)[0].ts
+    assert now - 86400 <= oldest_raw < now - 86400 + 3600
+    minutes = db.execute("SELECT min(t) FROM rollup_1m").fetchone()[0] * 60
+    assert now - 1.5 * 86400 <= minutes < now - 1.5 * 86400 + 60
+    assert db.execute("SELECT count(*) FROM rollup_1h").fetchone()[0] == 48
+    # The whole two days are still answered, from the hour tier.
+    assert series_n(db, T0, T0 + 2 * 86400, points=48) == 2 * 1440

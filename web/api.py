@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import Any
 
 import redis
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from shared import store
 from shared.reading import Reading, unit_of
@@ -22,8 +27,6 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 
 HOUR = 3600.0
 DAY = 86400.0
-MAX_RAW_SPAN = 31 * DAY
-MAX_SERIES_SPAN = 400 * DAY
 
 
 @bp.get("/sensors")
@@ -61,34 +64,57 @@ def _sensor_entry(reading: Reading, error: dict[str, object] | None) -> dict[str
     }
 
 
-def _selection() -> Callable[[sqlite3.Connection], list[Reading]]:
-    """The query of the request's selection (parameters checked here, on the hub)."""
-    since, until = params.time_range(request.args, HOUR, MAX_RAW_SPAN)
+def _filters() -> tuple[list[str], list[str], float, float]:
+    """Sources, sensors and [since, until) of /api/readings and /api/export.csv: any span."""
+    since, until = params.time_range(request.args, HOUR, params.MAX_TIME)
     sources = sorted(params.names(request.args, "source") or ())
     sensors = sorted(params.names(request.args, "sensor") or ())
-    limit = params.integer(request.args, "limit", 1000, 1, 10_000)
-    return lambda conn: store.query_readings(
-        conn, sources=sources, sensors=sensors, since=since, until=until, limit=limit
-    )
+    return sources, sensors, since, until
+
+
+def _cursor() -> str | None:
+    """The `cursor` of /api/readings, checked here (on the hub) so a bad one is a 400."""
+    cursor = request.args.get("cursor") or None
+    if cursor is not None:
+        try:
+            store.parse_cursor(cursor)
+        except store.BadCursor as exc:
+            raise params.BadParameter("cursor", str(exc)) from None
+    return cursor
 
 
 @bp.get("/readings")
 def readings() -> Response:
-    """Raw readings, oldest first."""
-    query = _selection()
-    # Encoded in the read's thread too, one reading per call: one json.dumps
-    # of 10,000 readings would hold the GIL (and so the hub) for its whole run.
-    body = db.read(lambda conn: '{"readings":[' + ",".join(r.to_json() for r in query(conn)))
-    return Response(body + "]}", mimetype="application/json")
+    """Raw readings, oldest first, a page at a time: pass `next` back as `cursor`."""
+    sources, sensors, since, until = _filters()
+    limit = params.integer(request.args, "limit", 1000, 1, 10_000)
+    cursor = _cursor()
+
+    def page(conn: sqlite3.Connection) -> str:
+        found, after = store.page_readings(
+            conn,
+            sources=sources,
+            sensors=sensors,
+            since=since,
+            until=until,
+            limit=limit,
+            cursor=cursor,
+        )
+        # Encoded in the read's thread too, one reading per call: one json.dumps
+        # of 10,000 readings would hold the GIL (and so the hub) for its whole run.
+        body = ",".join(r.to_json() for r in found)
+        return f'{{"readings":[{body}],"next":{json.dumps(after)}}}'
+
+    return Response(db.read(page), mimetype="application/json")
 
 
 @bp.get("/series")
 def series() -> Response:
-    """One metric, downsampled to buckets of min/avg/max/n."""
+    """One metric, downsampled to buckets of min/avg/max/n from the finest tier covering it."""
     source = params.required_name(request.args, "source")
     sensor = params.required_name(request.args, "sensor")
     metric = params.metric(request.args)
-    since, until = params.time_range(request.args, HOUR, MAX_SERIES_SPAN)
+    since, until = params.time_range(request.args, HOUR, params.MAX_TIME)
     points = params.integer(request.args, "points", 300, 1, 5000)
     buckets = db.read(
         lambda conn: store.series(
@@ -109,46 +135,118 @@ def series() -> Response:
     )
 
 
+TIERS = {"raw": 0, "1m": 1, "1h": 2}
+EXPORT_MAX_LIMIT = 999_999_999
+EXPORT_PAGE = 2000  # readings (or buckets) per read: one short query, one chunk of CSV
+RAW_HEADER = ["ts", "time_utc", "source", "sensor", "seq", "metric", "value"]
+ROLLUP_HEADER = ["t", "time_utc", "source", "sensor", "metric", "min", "avg", "max", "n"]
+
+
+@dataclass(frozen=True)
+class Export:
+    """What one export asks for; each page is read with it on a fresh connection."""
+
+    tier: int
+    sources: list[str]
+    sensors: list[str]
+    since: float
+    until: float
+    display: bool
+
+    def page(self, conn: sqlite3.Connection, after: Any, size: int) -> tuple[str, Any]:
+        """The CSV text of the next `size` readings or buckets, and where the next page starts."""
+        known = store.names(conn)
+        sids = store.sensor_ids(known, self.sources, self.sensors)
+        if self.tier == 0:
+            raw, after = store.page_raw(conn, sids, self.since, self.until, size, after)
+            rows: Iterator[list[object]] = _raw_rows(raw, known)
+            header = RAW_HEADER
+        else:
+            buckets, after = store.page_rollups(
+                conn, self.tier, sids, self.since, self.until, size, after
+            )
+            rows, header = (_rollup_row(b) for b in buckets), ROLLUP_HEADER
+        if self.display:
+            header, rows = sensor_settings.display_csv(
+                header, rows, sensor_settings.load_chosen(conn)
+            )
+        return _csv_text(rows), after
+
+
 @bp.get("/export.csv")
 def export_csv() -> Response:
-    """The /api/readings selection as CSV, one row per metric value."""
-    query = _selection()
+    """Any range as CSV, streamed a page at a time: raw values (a row each) or 1m/1h buckets."""
+    sources, sensors, since, until = _filters()
+    tier = request.args.get("tier", "raw")
+    if tier not in TIERS:
+        raise params.BadParameter("tier", "must be raw, 1m or 1h")
+    # Optional: at most this many readings (or buckets); by default the whole range.
+    limit = params.integer(request.args, "limit", 0, 1, EXPORT_MAX_LIMIT) or None
     display = sensor_settings.wants_display(request.args)
-
-    def build(conn: sqlite3.Connection) -> str:
-        header: list[str] = ["ts", "time_utc", "source", "sensor", "seq", "metric", "value"]
-        cells: Iterator[list[object]] = _csv_rows(query(conn))
-        if display:
-            chosen = sensor_settings.load_chosen(conn)
-            header, cells = sensor_settings.display_csv(header, cells, chosen)
-        return "".join(_csv_lines(header, cells))
-
-    # Built in the read's thread: the rows' Python work stays off the hub.
-    body = db.read(build)
-    headers = {"Content-Disposition": 'attachment; filename="readings.csv"'}
-    return Response(body, mimetype="text/csv", headers=headers)
+    export = Export(TIERS[tier], sources, sensors, since, until, display)
+    header = RAW_HEADER if tier == "raw" else ROLLUP_HEADER
+    if display:
+        header, _ = sensor_settings.display_csv(header, iter(()), {})
+    # The first page before the response: a database that cannot be read is a 503.
+    first = db.read(partial(export.page, after=None, size=_size(limit, 0)))
+    settings = current_app.config["SETTINGS"]
+    pages = _pages(export, first, limit, Path(settings.database_path), settings.query_timeout)
+    name = "readings.csv" if tier == "raw" else f"readings-{tier}.csv"
+    headers = {"Content-Disposition": f'attachment; filename="{name}"'}
+    return Response(_chain(_csv_text([header]), pages), mimetype="text/csv", headers=headers)
 
 
-def _csv_lines(header: list[str], cells: Iterator[list[object]]) -> Iterator[str]:
+def _size(limit: int | None, done: int) -> int:
+    return EXPORT_PAGE if limit is None else min(EXPORT_PAGE, limit - done)
+
+
+def _pages(
+    export: Export, first: tuple[str, Any], limit: int | None, path: Path, deadline: float
+) -> Iterator[str]:
+    """Page after page, each its own read off the hub: memory stays flat whatever the range."""
+    text, after = first
+    done = _size(limit, 0)
+    yield text
+    while after is not None and _size(limit, done) > 0:
+        size = _size(limit, done)
+        try:
+            text, after = db.read_at(path, partial(export.page, after=after, size=size), deadline)
+        except db.HistoryUnavailable as exc:
+            # The status line is sent: the file ends here, the log says why.
+            logger.warning("export cut short: %s", exc)
+            return
+        done += size
+        yield text
+
+
+def _chain(head: str, rest: Iterator[str]) -> Iterator[str]:
+    yield head
+    yield from rest
+
+
+def _csv_text(rows: Iterable[list[object]]) -> str:
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    for row in cells:
-        writer.writerow(row)
-        if buffer.tell() > 65536:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    return buffer.getvalue()
 
 
-def _csv_rows(rows: list[Reading]) -> Iterator[list[object]]:
-    for r in rows:
-        when = datetime.fromtimestamp(r.ts, UTC).isoformat(timespec="milliseconds")
-        for metric, value in r.values.items():
+def _utc(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
+
+
+def _raw_rows(raw: Iterable[store.RawRow], known: store.Names) -> Iterator[list[object]]:
+    for ts, sid, seq, values in raw:
+        source, sensor = known.keys[sid]
+        when = _utc(ts)
+        for metric, value in values.items():
             # Names are [A-Za-z0-9._-]; a leading "-" could still be read as a
             # formula by a spreadsheet, so quote it as text.
-            yield [r.ts, when, _cell(r.source), _cell(r.sensor), r.seq, metric, value]
+            yield [ts, when, _cell(source), _cell(sensor), seq, metric, value]
+
+
+def _rollup_row(row: store.RollupRow) -> list[object]:
+    t, source, sensor, metric, lo, avg, hi, n = row
+    return [t, _utc(t), _cell(source), _cell(sensor), metric, lo, avg, hi, n]
 
 
 def _cell(name: str) -> str:

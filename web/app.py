@@ -17,6 +17,7 @@ from web import (
     metrics,
     openapi,
     pages,
+    peers,
     pwa,
     sensor_settings,
     stream,
@@ -37,6 +38,7 @@ def build_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config["SETTINGS"] = app.config.get("SETTINGS") or Settings.from_env()
     app.json.sort_keys = False  # type: ignore[attr-defined]
     worker.init_app(app)
+    peers.init_app(app)
     pages.init_app(app)
     pwa.init_app(app)
     auth.init_app(app)
@@ -45,7 +47,7 @@ def build_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(sensor_settings.bp)
     app.register_blueprint(alerts.bp)
     app.register_blueprint(openapi.bp)
-    app.register_blueprint(stream.bp)
+    stream.init_app(app)
     app.register_blueprint(metrics.bp)
     _register_errors(app)
     return app

@@ -3,9 +3,9 @@
 Off when ACCESS_TOKEN is empty. When set, every route except the health
 checks, the login page and the static assets needs either the session cookie
 (browsers: EventSource cannot send headers but does send same-origin cookies)
-or `Authorization: Bearer <token>` (scripts, Prometheus). The cookie holds an
-HMAC derived from the token, never the token, so rotating the token logs
-everyone out.
+or `Authorization: Bearer <token>` (scripts, Prometheus). The cookie is a
+signed, revocable session (web/sessions.py), never the token; failed tokens
+are counted per client address in Redis (web/limiter.py).
 """
 
 from __future__ import annotations
@@ -13,17 +13,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import threading
-import time
-from collections import deque
-from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
+import redis
 from flask import (
     Blueprint,
     Flask,
     Response,
     current_app,
+    g,
     jsonify,
     redirect,
     render_template,
@@ -31,13 +29,17 @@ from flask import (
 )
 
 from shared.settings import SettingsError
+from web import sessions
+from web.limiter import SharedLimiter
+from web.peers import is_https, request_client, same_origin
 
 logger = logging.getLogger(__name__)
 
 bp = Blueprint("auth", __name__)
 
 COOKIE = "sensor_display_session"
-COOKIE_MAX_AGE = 30 * 86400
+SECURE_COOKIE = "__Host-" + COOKIE
+COOKIE_MAX_AGE = sessions.MAX_AGE
 # Routes anyone may reach: probes, the login itself, and code (no data) under /static.
 # /api/ingest checks its own token (INGEST_TOKEN).
 PUBLIC_ENDPOINTS = frozenset(
@@ -57,54 +59,12 @@ PUBLIC_ENDPOINTS = frozenset(
 PAGES = frozenset({"pages.index", "pages.display"})
 MAX_TOKEN_CHARS = 1024
 MIN_TOKEN_CHARS = 16
-# Failed attempts per client address before it must wait; in memory, per worker.
-MAX_FAILURES = 10
-FAILURE_WINDOW = 300.0
-MAX_TRACKED = 10_000
-_SESSION_MESSAGE = b"sensor-display session v1"
-_VIEW_MESSAGE = b"sensor-display view session v1"
 # Access levels: the full token (ACCESS_TOKEN) or the read-only one (VIEW_TOKEN).
 FULL = "full"
 VIEW = "view"
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 EXTENSION = "sensor_display_auth"
-
-
-@dataclass
-class FailedLogins:
-    """A sliding window of failed attempts per client address, bounded in memory."""
-
-    limit: int = MAX_FAILURES
-    window: float = FAILURE_WINDOW
-    _seen: dict[str, deque[float]] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def blocked_for(self, who: str, now: float | None = None) -> float:
-        """Seconds `who` must wait before trying again; 0 if it may try now."""
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            times = self._seen.get(who)
-            if not times:
-                return 0.0
-            while times and times[0] <= now - self.window:
-                times.popleft()
-            if len(times) < self.limit:
-                return 0.0
-            return times[0] + self.window - now
-
-    def failed(self, who: str, now: float | None = None) -> None:
-        """Record one failed attempt by `who`."""
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            if who not in self._seen and len(self._seen) >= MAX_TRACKED:
-                # Forget the quietest address rather than grow without bound.
-                self._seen.pop(min(self._seen, key=lambda k: self._seen[k][-1]))
-            self._seen.setdefault(who, deque(maxlen=self.limit)).append(now)
-
-    def clear(self, who: str) -> None:
-        """Forget `who` after a successful login."""
-        with self._lock:
-            self._seen.pop(who, None)
+REVOCATIONS = "sensor_display_sessions"
 
 
 def _digest(text: str) -> bytes:
@@ -117,9 +77,22 @@ def token_matches(given: str, token: str) -> bool:
     return bool(token) and hmac.compare_digest(_digest(given), _digest(token))
 
 
-def session_value(token: str, message: bytes = _SESSION_MESSAGE) -> str:
-    """The cookie value for `token`: an HMAC, so the cookie never reveals the token."""
-    return hmac.new(token.encode(), message, hashlib.sha256).hexdigest()
+def _cookie_name() -> str:
+    # Over https the __Host- prefix makes the browser refuse a cookie that a
+    # sibling subdomain or a plain-http page tried to set for us.
+    return SECURE_COOKIE if is_https() else COOKIE
+
+
+def current_session() -> sessions.Session | None:
+    """This request's valid session (signature, age, not revoked), looked up once."""
+    if "session" not in g:
+        settings = current_app.config["SETTINGS"]
+        tokens = {FULL: settings.access_token, VIEW: settings.view_token}
+        found = sessions.verify(tokens, request.cookies.get(_cookie_name(), ""))
+        if found is not None and not _revocations().valid(found):
+            found = None
+        g.session = found
+    return g.session
 
 
 def _bearer() -> str | None:
@@ -128,13 +101,15 @@ def _bearer() -> str | None:
 
 
 def _client() -> str:
-    # Behind NPM this is the proxy's address, so the limit is shared by all
-    # internet clients: a slowdown for guessing, never a lock on valid cookies.
-    return request.remote_addr or "unknown"
+    return request_client()
 
 
-def _limiter() -> FailedLogins:
+def _limiter() -> SharedLimiter:
     return current_app.extensions[EXTENSION]
+
+
+def _revocations() -> sessions.Revocations:
+    return current_app.extensions[REVOCATIONS]
 
 
 def require_access() -> Response | tuple[Response, int] | str | None:
@@ -161,14 +136,8 @@ def require_access() -> Response | tuple[Response, int] | str | None:
 
 def _session_level() -> str | None:
     """FULL or VIEW for a valid session cookie, else None."""
-    settings = current_app.config["SETTINGS"]
-    cookie = request.cookies.get(COOKIE, "")[:128].encode("ascii", "replace")
-    if hmac.compare_digest(cookie, session_value(settings.access_token).encode()):
-        return FULL
-    view = settings.view_token
-    if view and hmac.compare_digest(cookie, session_value(view, _VIEW_MESSAGE).encode()):
-        return VIEW
-    return None
+    session = current_session()
+    return None if session is None else session.level
 
 
 def can_write() -> bool:
@@ -208,7 +177,7 @@ def _token_in_url(view_token: str) -> Response | tuple[str, int]:
     # Relative, so it works under a path prefix: "display?dim=...", or "./" for the dashboard.
     here = request.path.rsplit("/", 1)[-1] or "./"
     response = redirect(f"{here}?{urlencode(rest)}" if rest else here, code=303)
-    _set_session(response, session_value(view_token, _VIEW_MESSAGE))
+    _set_session(response, sessions.issue(view_token, VIEW))
     logger.info("view session from %s", _client())
     return response
 
@@ -233,20 +202,24 @@ def login() -> Response | tuple[str, int] | str:
         return redirect("./")
     if request.method == "GET":
         return render_template("login.html", error=None)
+    if not same_origin():
+        logger.warning("refused a cross-site login from %s", _client())
+        return render_template("login.html", error="Log in from this site's own form."), 403
+    # Only this address's own failures count: a correct token from anyone
+    # else is never refused because of a guesser.
     wait = _limiter().blocked_for(_client())
     if wait:
         return render_template("login.html", error="Too many attempts. Wait a few minutes."), 429
     given = request.form.get("token", "")
     view = current_app.config["SETTINGS"].view_token
     if token_matches(given, token):
-        cookie = session_value(token)
+        cookie = sessions.issue(token, FULL)
     elif token_matches(given, view):
-        cookie = session_value(view, _VIEW_MESSAGE)
+        cookie = sessions.issue(view, VIEW)
     else:
         _limiter().failed(_client())
         logger.warning("failed login from %s", _client())
         return render_template("login.html", error="That token is not right."), 401
-    _limiter().clear(_client())
     logger.info("login from %s", _client())
     response = redirect("./", code=303)
     _set_session(response, cookie)
@@ -255,27 +228,37 @@ def login() -> Response | tuple[str, int] | str:
 
 def _set_session(response: Response, value: str) -> None:
     response.set_cookie(
-        COOKIE,
+        _cookie_name(),
         value,
         max_age=COOKIE_MAX_AGE,
+        path="/",
         httponly=True,
-        secure=_is_https(),
+        secure=is_https(),
         samesite="Lax",
     )
 
 
 @bp.post("/logout")
-def logout() -> Response:
-    """Forget the session cookie."""
+def logout() -> Response | tuple[Response, int]:
+    """End this session for good; with `everywhere=1` (full access), every session there is."""
+    if not same_origin():
+        logger.warning("refused a cross-site logout from %s", _client())
+        return jsonify(error="log out from this site's own page"), 403
+    session = current_session() if current_app.config["SETTINGS"].access_token else None
+    try:
+        if session is not None and session.level == FULL and request.form.get("everywhere") == "1":
+            _revocations().revoke_all()
+            logger.info("every session logged out, from %s", _client())
+        elif session is not None:
+            _revocations().revoke(session)
+    except redis.RedisError as exc:
+        logger.error("logout could not be recorded in Redis: %s", exc)
+        return jsonify(error="Redis is unreachable; the session stays valid, try again"), 503
     response = redirect("login", code=303)
-    response.delete_cookie(COOKIE, httponly=True, secure=_is_https(), samesite="Lax")
+    for name, secure in ((COOKIE, False), (SECURE_COOKIE, True)):
+        if name in request.cookies:
+            response.delete_cookie(name, path="/", httponly=True, secure=secure, samesite="Lax")
     return response
-
-
-def _is_https() -> bool:
-    # Behind NPM the app sees http; trusting the header here is harmless: a
-    # forged one only makes the forger's own cookie https-only.
-    return request.is_secure or request.headers.get("X-Forwarded-Proto", "") == "https"
 
 
 def init_app(app: Flask) -> None:
@@ -283,7 +266,9 @@ def init_app(app: Flask) -> None:
     # Only the login form takes a body, and it is one short field.
     if app.config.get("MAX_CONTENT_LENGTH") is None:
         app.config["MAX_CONTENT_LENGTH"] = 16 * 1024
-    app.extensions[EXTENSION] = FailedLogins()
+    bus = app.extensions["bus"]
+    app.extensions[EXTENSION] = SharedLimiter(bus.client, bus.channel)
+    app.extensions[REVOCATIONS] = sessions.Revocations(bus.client, bus.channel)
     app.register_blueprint(bp)
     app.before_request(require_access)
     settings = app.config["SETTINGS"]

@@ -22,7 +22,7 @@ from flask import current_app
 from gevent import monkey
 from gevent.threadpool import ThreadPool
 
-from shared import store
+from shared import migrations, store
 from shared.events import Event
 
 T = TypeVar("T")
@@ -98,7 +98,10 @@ def _run(path: Path, query: Callable[[sqlite3.Connection], T], deadline: float) 
     end = time.monotonic() + deadline
     conn.set_progress_handler(lambda: time.monotonic() > end, PROGRESS_STEPS)
     try:
+        migrations.check(conn)
         return query(conn)
+    except migrations.SchemaError as exc:
+        raise HistoryUnavailable(str(exc)) from None
     except sqlite3.OperationalError as exc:
         if time.monotonic() > end:
             raise HistoryTimeout(

@@ -15,7 +15,9 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
 from shared.reading import Reading, ReadingError
 from web import worker
-from web.auth import FailedLogins, token_matches
+from web.auth import token_matches
+from web.limiter import FailedLogins
+from web.peers import request_client
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +94,7 @@ def _refuse(name: str) -> float:
 
 def _check_token(token: str) -> tuple[Response, int] | None:
     failures: FailedLogins = current_app.extensions[EXTENSION]
-    client = request.remote_addr or "unknown"
+    client = request_client()
     wait = failures.blocked_for(client)
     if wait:
         return _error(

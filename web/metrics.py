@@ -44,6 +44,12 @@ RECORDER = {
     "pending": ("recorder_pending", "gauge", "entries read but not yet stored"),
     "inserted": ("recorder_inserted_total", "counter", "readings stored by the recorder"),
     "ts": ("recorder_status_age_seconds", "gauge", "seconds since the recorder reported"),
+    "storage_ok": (
+        "recorder_history_writable",
+        "gauge",
+        "1 while the recorder can write the history; 0 while it cannot (disk full, read-only)"
+        " and acknowledges nothing",
+    ),
 }
 
 

@@ -70,13 +70,36 @@ def _names(name: str) -> dict[str, Any]:
     return _query(name, schema, f"comma list of at most {params.MAX_LIST} {name} names")
 
 
-def _selection() -> list[dict[str, Any]]:
+def _filters() -> list[dict[str, Any]]:
     return [
         _names("source"),
         _names("sensor"),
-        _time("since", f"until - 1 h; the range spans at most {api.MAX_RAW_SPAN / api.DAY:g} days"),
+        _time("since", "until - 1 h; any span"),
         _time("until", "now"),
-        _query("limit", _integer(1, 10_000), "default 1000"),
+    ]
+
+
+def _readings_params() -> list[dict[str, Any]]:
+    return [
+        *_filters(),
+        _query("limit", _integer(1, 10_000), "readings per page; default 1000"),
+        _query(
+            "cursor",
+            {"type": "string", "maxLength": 64},
+            "the `next` of the previous page, with the same other parameters",
+        ),
+    ]
+
+
+def _export_params() -> list[dict[str, Any]]:
+    return [
+        *_filters(),
+        _query(
+            "tier",
+            {"type": "string", "enum": list(api.TIERS)},
+            "raw (default): a row per value; 1m or 1h: a row per bucket of min/avg/max/n",
+        ),
+        _query("limit", _integer(1, api.EXPORT_MAX_LIMIT), "at most this many; default: all"),
     ]
 
 
@@ -86,9 +109,7 @@ def _series_params() -> list[dict[str, Any]]:
         _query("source", one, "the source", required=True),
         _query("sensor", one, "the sensor", required=True),
         _query("metric", {"type": "string", "pattern": METRIC}, "the metric", required=True),
-        _time(
-            "since", f"until - 1 h; the range spans at most {api.MAX_SERIES_SPAN / api.DAY:g} days"
-        ),
+        _time("since", "until - 1 h; any span (starts at the series' first data if before it)"),
         _time("until", "now"),
         _query("points", _integer(1, 5000), "default 300"),
     ]
@@ -134,25 +155,31 @@ def _paths(channel: str) -> dict[str, Any]:
         },
         "/api/readings": {
             "get": {
-                "summary": "raw readings, oldest first",
-                "parameters": _selection(),
+                "summary": "raw readings, oldest first, a page at a time (`next` -> `cursor`)",
+                "parameters": _readings_params(),
                 "responses": {"200": _json(_ref("Readings"), "the readings"), **_api_errors()},
             }
         },
         "/api/series": {
             "get": {
-                "summary": "one metric downsampled to buckets of min/avg/max/n",
+                "summary": (
+                    "one metric downsampled to buckets of min/avg/max/n,"
+                    " from the finest history tier that covers the range"
+                ),
                 "parameters": _series_params(),
                 "responses": {"200": _json(_ref("Series"), "the buckets"), **_api_errors()},
             }
         },
         "/api/export.csv": {
             "get": {
-                "summary": "the /api/readings selection as CSV, one row per value",
-                "parameters": _selection(),
+                "summary": "any range as CSV, streamed: raw values or 1m/1h buckets",
+                "parameters": _export_params(),
                 "responses": {
                     "200": {
-                        "description": "ts,time_utc,source,sensor,seq,metric,value",
+                        "description": (
+                            "raw: ts,time_utc,source,sensor,seq,metric,value;"
+                            " 1m/1h: t,time_utc,source,sensor,metric,min,avg,max,n"
+                        ),
                         "content": {"text/csv": {"schema": {"type": "string"}}},
                     },
                     **_api_errors(),
@@ -260,7 +287,17 @@ def _schemas() -> dict[str, Any]:
             "properties": {"error": {"type": "string"}},
         },
         "Reading": reading,
-        "Readings": _wrap("readings", _ref("Reading")),
+        "Readings": {
+            "type": "object",
+            "required": ["readings", "next"],
+            "properties": {
+                "readings": {"type": "array", "items": _ref("Reading")},
+                "next": {
+                    "type": ["string", "null"],
+                    "description": "pass as `cursor` for the next page; null on the last",
+                },
+            },
+        },
         "Sensors": _wrap("sensors", sensor),
         "Alerts": alerts.openapi_schema(),
         "SensorSettings": sensor_settings.openapi_schema(),

@@ -5,13 +5,16 @@ from __future__ import annotations
 import time
 
 import redis
-from flask import Blueprint, Flask, Response, jsonify, render_template
+from flask import Blueprint, Flask, Response, jsonify, render_template, request
 
 from shared import sensor_settings
 from web import auth, db, worker
+from web.peers import is_https
 
 bp = Blueprint("pages", __name__)
 
+# Sent only on requests that came over https (ignored on http anyway).
+HSTS = "max-age=31536000"
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
@@ -32,7 +35,7 @@ def index() -> str:
 
 @bp.get("/display")
 def display() -> str:
-    """The kiosk page: large live values, no controls (DESIGN.md section 11)."""
+    """The kiosk page: large live values, no controls (docs/display.md)."""
     return render_template("display.html")
 
 
@@ -50,15 +53,17 @@ def readyz() -> tuple[Response, int]:
     if not hub.connected:
         problems.append("the Redis subscription is not live")
     try:
-        db.read(lambda conn: conn.execute("SELECT 1 FROM readings LIMIT 1").fetchall())
+        db.read(lambda conn: conn.execute("SELECT 1 FROM sensors LIMIT 1").fetchall())
     except db.HistoryUnavailable as exc:
         problems.append(str(exc))
     try:
-        recorder = worker.bus().recorder_lag()
+        bus = worker.bus()
+        recorder = {**bus.recorder_lag(), **bus.recorder_storage()}
     except redis.RedisError:
         recorder = None
-    # The recorder's lag is reported, not judged: a stalled recorder must not
-    # take every web replica out of the load balancer.
+    # The recorder's lag and whether it can write the history are reported,
+    # not judged: a stalled recorder must not take every web replica out of
+    # the load balancer (the live dashboard still works without it).
     body = {
         "ready": not problems,
         "recorder": recorder,
@@ -76,6 +81,11 @@ def security_headers(response: Response) -> Response:
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "no-referrer")
     response.headers.setdefault("X-Frame-Options", "DENY")
+    if request.path.startswith("/api/") or request.path == "/metrics":
+        # Sensor data and exports: never kept by a browser or a shared cache.
+        response.headers["Cache-Control"] = "no-store"
+    if is_https():
+        response.headers.setdefault("Strict-Transport-Security", HSTS)
     return response
 
 

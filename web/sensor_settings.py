@@ -161,7 +161,11 @@ def openapi_schema() -> dict[str, Any]:
                 "maximum": sensor_settings.MAX_ORDER,
             },
             **units,
-            "decimals": {"type": ["integer", "null"], "minimum": 0, "maximum": 6},
+            "decimals": {
+                "type": ["integer", "null"],
+                "minimum": 0,
+                "maximum": sensor_settings.MAX_DECIMALS,
+            },
         },
     }
 

@@ -13,14 +13,17 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import redis
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
+from shared import store
 from shared.events import Event, stream_id_key
 from shared.marks import HighWater
-from web import db, params, worker
+from web import db, params, stream_caps, worker
 from web.db import HistoryUnavailable
 from web.hub import Hub, IdKey, Overrun
+from web.peers import request_client
 from web.sse import encode_comment, encode_event, encode_id, encode_retry
+from web.stream_caps import StreamCaps
 
 logger = logging.getLogger(__name__)
 
@@ -201,6 +204,8 @@ def _from_history(history: History | None, last_id: str) -> list[Event]:
         events = history(last_id, MAX_BACKFILL)
     except (sqlite3.Error, HistoryUnavailable) as exc:
         raise CannotResume(f"the database cannot be read ({exc})") from None
+    except store.ResumeTooOld as exc:
+        raise CannotResume(str(exc)) from None
     if events is None or len(events) > MAX_BACKFILL:
         raise CannotResume(f"more than {MAX_BACKFILL} events to replay")
     return events
@@ -248,13 +253,20 @@ bp = Blueprint("stream", __name__)
 
 
 @bp.get("/stream")
-def stream() -> Response:
+def stream() -> Response | tuple[Response, int]:
     """SSE: `event: reading` for every matching reading, resumable."""
     settings = current_app.config["SETTINGS"]
     # Stock flask-sse lets a client pick any Redis channel; this one never does.
     params.only_channel(request.args, settings.redis_channel)
     wanted = Filter(params.names(request.args, "source"), params.names(request.args, "sensor"))
     last_id = _last_event_id()
+    caps: StreamCaps = current_app.extensions[stream_caps.EXTENSION]
+    who = request_client()
+    refused = caps.acquire(who)
+    if refused is not None:
+        response = jsonify(error=f"too many streams: {refused}")
+        response.headers["Retry-After"] = "30"
+        return response, 429
     _drop_silent_peer(request.environ.get("gunicorn.socket"), settings.heartbeat)
     path, deadline = settings.database_path, settings.query_timeout
     body = stream_events(
@@ -265,7 +277,18 @@ def stream() -> Response:
         history=lambda after, limit: db.events_after(path, after, limit, deadline),
     )
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return StreamResponse(body, mimetype="text/event-stream", headers=headers)
+    return StreamResponse(
+        stream_caps.held(body, caps, who), mimetype="text/event-stream", headers=headers
+    )
+
+
+def init_app(app: Flask) -> None:
+    """Register the route and this worker's stream caps."""
+    settings = app.config["SETTINGS"]
+    app.extensions[stream_caps.EXTENSION] = StreamCaps(
+        settings.stream_max_per_client, settings.stream_max_clients
+    )
+    app.register_blueprint(bp)
 
 
 def _drop_silent_peer(sock: socket.socket | None, heartbeat: float) -> None:

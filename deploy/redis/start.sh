@@ -8,7 +8,8 @@
 #   default   REDIS_PASSWORD            admin: redis-cli, backups, debugging
 #   producer  REDIS_PRODUCER_PASSWORD   publish readings (script, stream, channel);
 #                                       subscribe (the MQTT bridge's Home Assistant side)
-#   web       REDIS_WEB_PASSWORD        read the stream and subscribe, nothing else
+#   web       REDIS_WEB_PASSWORD        read the stream and subscribe; write only its
+#                                       metrics hash and the login keys (<ch>:auth:*)
 #   recorder  REDIS_RECORDER_PASSWORD   consumer group on the stream, delivery marks,
 #                                       alert transitions on the channel
 #   replication  REDIS_REPLICATION_PASSWORD     (optional) replicas syncing from it
@@ -70,7 +71,9 @@ exec redis-server \
     +time +xadd +publish +hget +hset +hdel +hgetall +xrange +xrevrange \
     +subscribe +unsubscribe \
   --user web on ">${REDIS_WEB_PASSWORD}" resetchannels "&${ch}" "%R~${ch}:*" \
+    "%RW~${ch}:metrics:*" "%RW~${ch}:auth:*" \
     -@all +@connection +@read -@dangerous +subscribe +unsubscribe \
+    +hset +expire +set +incr \
   --user recorder on ">${REDIS_RECORDER_PASSWORD}" resetchannels "&${ch}" "~${ch}:*" \
     -@all +@connection +@read +@write +@stream +@hash -@dangerous -@scripting \
     +subscribe +unsubscribe +publish +evalsha +eval '+script|load' '+script|exists' \

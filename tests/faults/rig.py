@@ -26,6 +26,7 @@ from devtools.redis_server import RedisServer, free_port
 from devtools.stack import ROOT, Stack, wait_http
 from faults.proxy import TCPProxy
 from producers.outbox import Outbox
+from shared import store
 
 SENSOR = "demo"
 # Seeded into each outbox so the first seq a producer makes is known exactly.
@@ -200,9 +201,10 @@ class Rig:
     def db_counts(self) -> Counter[tuple[str, str, int]]:
         """How often each (source, sensor, seq) is in the dashboard database."""
         path = self.stack.env["DATABASE_PATH"]
-        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
-            rows = db.execute("SELECT source, sensor, seq FROM readings WHERE seq IS NOT NULL")
-            return Counter((s, n, q) for s, n, q in rows)
+        with contextlib.closing(store.connect(path, readonly=True)) as db:
+            known = store.names(db)
+            rows = store.iter_raw(db, sorted(known.keys), 0, 4e9)
+            return Counter((*known.keys[sid], seq) for _, sid, seq, _ in rows if seq is not None)
 
     def logs(self, name: str, lines: int = 40) -> str:
         """The tail of one process's log, for a failure message."""

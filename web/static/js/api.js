@@ -1,13 +1,16 @@
 // The HTTP side of the contract (DESIGN.md section 4): the sensor list and one
 // downsampled metric. Everything else arrives on the stream.
 
-/** The range selector's choices: how far back each reaches, in seconds. */
+/** The range selector's choices: how far back each reaches, in seconds (all: to the first data). */
 export const RANGES = {
   live: 15 * 60, // the live view keeps a moving 15-minute window
   "1h": 3600,
   "24h": 86400,
   "7d": 7 * 86400,
   "30d": 30 * 86400,
+  "90d": 90 * 86400,
+  "1y": 365 * 86400,
+  all: Infinity, // since=0: the server starts each series at its first data
 };
 
 async function getJSON(url, signal) {
@@ -44,15 +47,13 @@ export async function fetchSeries({ source, sensor, metric, since, until, points
   return Array.isArray(body.buckets) ? body.buckets : [];
 }
 
-/** The CSV export of what a sensor's charts show, for a download link. */
+/** The CSV export of what a sensor's charts show, for a download link (streamed, any span). */
 export function exportUrl(source, sensor, since, until) {
   const query = new URLSearchParams({
     source,
     sensor,
     since: String(Math.floor(since)),
     until: String(Math.ceil(until)),
-    // The API's ceiling; longer spans at 1 Hz are cut after the first 10,000 readings.
-    limit: "10000",
     // Names and units as the sensor's settings show them (the plain export is the importable one).
     display: "1",
   });

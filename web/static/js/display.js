@@ -1,6 +1,7 @@
-// The kiosk page (DESIGN.md section 11): a tile per metric, values as large
-// as the screen allows, stale sensors marked, no controls. It reconnects by
-// itself and resumes after the last event it saw, so a gap is backfilled.
+// The kiosk page (docs/display.md, "/display: the kiosk page"): a tile per
+// metric, values as large as the screen allows, stale sensors marked, no
+// controls. It reconnects by itself and resumes after the last event it saw,
+// so a gap is backfilled.
 // Options in the page's URL, set once on the kiosk:
 //   ?dim=22:00-07:00   dim the screen between these local times
 //   ?shift=off         no slow pixel shift (it is on by default, against burn-in)

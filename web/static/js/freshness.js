@@ -1,6 +1,6 @@
-// When a sensor counts as stale (DESIGN.md section 11): silent for 3 of its
-// intervals, the interval learned from its readings' own times (30 s while
-// unknown). Shared by the dashboard's cards and the display's tiles.
+// When a sensor counts as stale (docs/display.md, "Stale sensors"): silent
+// for 3 of its intervals, the interval learned from its readings' own times
+// (30 s while unknown). Shared by the dashboard's cards and the display's tiles.
 
 export const STALE_INTERVALS = 3;
 export const UNKNOWN_INTERVAL_S = 30;

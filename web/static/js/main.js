@@ -13,7 +13,15 @@ import { SensorView } from "./view.js";
 const SENSORS_REFRESH_MS = 30000; // last_error and sensors that went quiet come from here
 const LIVE_BACKFILL_POINTS = 450; // 2-second buckets over the live 15 minutes
 const SLIDE_MS = 15000; // 1/60 of the live window: about 10 px a step
-const HISTORY_REFRESH_MS = { "1h": 30000, "24h": 120000, "7d": 600000, "30d": 1800000 };
+const HISTORY_REFRESH_MS = {
+  "1h": 30000,
+  "24h": 120000,
+  "7d": 600000,
+  "30d": 1800000,
+  "90d": 3600000,
+  "1y": 3600000,
+  all: 3600000,
+};
 
 const views = new Map(); // "source/sensor" -> SensorView
 // "source/sensor" -> {settings, displays: {metric: display}, signature} from the last snapshot
@@ -164,7 +172,14 @@ function onReading(reading) {
 /** [since, until] in Unix seconds for a range, ending now. */
 function windowOf(name) {
   const until = now();
-  return [until - RANGES[name], until];
+  return [Math.max(until - RANGES[name], 0), until];
+}
+
+/** Where drawn data starts: the first bucket for "all" (asked from 1970), else the asked since. */
+function drawnSince(name, since, until, answers) {
+  if (name !== "all") return since;
+  const first = Math.min(...answers.map((buckets) => (buckets.length ? buckets[0].t : until)));
+  return Math.min(first, until - 3600);
 }
 
 /** Buckets to ask for: about one per two pixels of chart, within what the server is asked to do. */
@@ -191,7 +206,8 @@ async function loadHistory(view, { quiet = false } = {}) {
     );
     if (token !== view.historyToken || name !== range) return;
     const byMetric = new Map(metrics.map((metric, i) => [metric, answers[i]]));
-    view.charts.setHistory(name, since, until, byMetric, (until - since) / points);
+    const from = drawnSince(name, since, until, answers);
+    view.charts.setHistory(name, from, until, byMetric, (until - from) / points);
   } catch (error) {
     if (token !== view.historyToken) return;
     console.warn("history:", error.message);
