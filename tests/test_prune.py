@@ -68,17 +68,21 @@ def test_the_file_stops_growing_once_the_tiers_are_full(tmp_path: Path) -> None:
     assert now - 3 * DAY - 3600 <= hours <= now - 3 * DAY + 3600
 
 
-def test_the_thread_packs_and_stops(tmp_path: Path) -> None:
+def test_the_maintenance_process_packs_and_stops(tmp_path: Path) -> None:
     path = tmp_path / "history.sqlite3"
     conn = store.connect(path)
     store.init_db(conn)
     store.insert_events(conn, day_of_readings(0, every=60))
     maintenance = Maintenance(path, DEFAULTS, clock=lambda: T0 + 2 * DAY)
     maintenance.start()
-    deadline = time.monotonic() + 30
-    while maintenance.packed < 1440 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    deadline = time.monotonic() + 60
+    while (
+        store.count_readings(conn) != 1440
+        or conn.execute("SELECT count(*) FROM raw_recent").fetchone()[0]
+    ):
+        assert time.monotonic() < deadline, "nothing was packed"
+        time.sleep(0.1)
     maintenance.stop()
     assert maintenance.packed == 1440
-    assert conn.execute("SELECT count(*) FROM raw_recent").fetchone()[0] == 0
+    assert not maintenance._process.is_alive()
     assert len(store.query_readings(conn, since=0, until=4e9, limit=5000)) == 1440
