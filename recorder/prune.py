@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import signal
 import sqlite3
 import threading
@@ -44,6 +45,11 @@ class Maintenance:
     _stop: Any = field(default_factory=threading.Event, repr=False)
     _process: Any = field(default=None, repr=False)
     _counts: Any = field(default=None, repr=False)
+    _parent: int | None = field(default=None, repr=False)  # in the child: the recorder's pid
+
+    def _stopped(self) -> bool:
+        """Asked to stop, or (in the child) the recorder is gone, even killed."""
+        return self._stop.is_set() or (self._parent is not None and os.getppid() != self._parent)
 
     def step(self, conn: sqlite3.Connection) -> int:
         """One pack or prune step; the rows it moved or deleted (0: nothing to do)."""
@@ -59,7 +65,7 @@ class Maintenance:
     def catch_up(self, conn: sqlite3.Connection) -> int:
         """Step until there is nothing left; the rows handled."""
         total = 0
-        while not self._stop.is_set() and (done := self.step(conn)):
+        while not self._stopped() and (done := self.step(conn)):
             total += done
             if self._counts is not None:
                 self._counts[:] = [self.packed, self.pruned]
@@ -77,7 +83,7 @@ class Maintenance:
         offset = self.clock() - time.time()  # a test's or the bench's moved clock
         self._process = ctx.Process(
             target=_serve,
-            args=(self.path, self.retention, offset, self._stop, self._counts),
+            args=(self.path, self.retention, offset, self._stop, self._counts, os.getpid()),
             name="history-maintenance",
             daemon=True,
         )
@@ -96,7 +102,7 @@ class Maintenance:
         """Pack and prune until stopped: catch up, then look again every IDLE_S."""
         conn = store.connect(self.path)
         try:
-            while not self._stop.is_set():
+            while not self._stopped():
                 wait = IDLE_S
                 try:
                     self.catch_up(conn)
@@ -108,17 +114,25 @@ class Maintenance:
                         logger.error("history maintenance paused: %s", exc)
                     self.error = str(exc)
                     wait = RETRY_S
-                self._stop.wait(wait)
+                self._rest(wait)
         finally:
             conn.close()
 
+    def _rest(self, seconds: float) -> None:
+        """Wait, waking each second to notice a recorder that died without telling us."""
+        until = time.monotonic() + seconds
+        while not self._stopped() and (left := until - time.monotonic()) > 0:
+            self._stop.wait(min(left, 1.0))
 
-def _serve(path: Path, retention: store.Retention, offset: float, stop: Any, counts: Any) -> None:
+
+def _serve(
+    path: Path, retention: store.Retention, offset: float, stop: Any, counts: Any, parent: int
+) -> None:
     """The child process: logs to stderr like its parent, stops on `stop` or SIGTERM."""
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
     maintenance = Maintenance(path, retention, clock=lambda: time.time() + offset)
-    maintenance._stop, maintenance._counts = stop, counts
+    maintenance._stop, maintenance._counts, maintenance._parent = stop, counts, parent
     maintenance.run()
