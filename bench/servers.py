@@ -108,7 +108,7 @@ def time_to_first_byte(port: int, path: str, timeout: float = 3.0) -> float | No
     """Milliseconds until /stream sends its first byte with nothing published; None if never."""
     start = time.monotonic()
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        sock.sendall(f"GET {path} HTTP/1.0\r\nHost: bench\r\n\r\n".encode())
+        sock.sendall(f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".encode())
         try:
             if not sock.recv(1):
                 return None

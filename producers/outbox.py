@@ -107,6 +107,20 @@ class Outbox:
         cutoff = time.time() - grace
         with self.conn:
             for (source, sensor), mark in recorded.items():
+                assigned = self._last_assigned(source, sensor)
+                if assigned is not None and mark > assigned:
+                    # A mark above anything this outbox ever numbered proves
+                    # nothing about our rows: keep them all, and say so.
+                    logger.error(
+                        "the recorded mark of %s/%s (%d) is above every seq this producer"
+                        " assigned (%d): keeping its readings; is another publisher using"
+                        " this name?",
+                        source,
+                        sensor,
+                        mark,
+                        assigned,
+                    )
+                    continue
                 dropped += self.conn.execute(
                     "DELETE FROM outbox WHERE source = ? AND sensor = ? AND seq <= ?"
                     " AND sent_at IS NOT NULL",
@@ -133,6 +147,12 @@ class Outbox:
                 "re-sending %d readings that Redis lost before they were recorded", requeued
             )
         return dropped, requeued
+
+    def _last_assigned(self, source: str, sensor: str) -> int | None:
+        row = self.conn.execute(
+            "SELECT seq FROM seqs WHERE source = ? AND sensor = ?", (source, sensor)
+        ).fetchone()
+        return None if row is None else row[0]
 
     def enforce_bounds(self) -> int:
         """Drop the oldest rows beyond the size or age limit; the number dropped."""

@@ -13,7 +13,7 @@ from producers.drivers import Driver, SensorError, driver_class, names_for
 from producers.outbox import Outbox
 from shared import redis_conn
 from shared.bus import Bus
-from shared.marks import Forgotten
+from shared.marks import Forgotten, Refused
 from shared.reading import Reading, ReadingError
 from shared.settings import Settings
 
@@ -173,13 +173,28 @@ class Producer:
             try:
                 for row_id, reading in batch:
                     started = time.monotonic()
-                    # None for a repeat: already in Redis, fine.
-                    bus.publish(reading, published=self.published.get(reading.key))
+                    known = self.published.get(reading.key)
+                    try:
+                        # None for a repeat: already in Redis, fine...
+                        stream_id = bus.publish(reading, published=known)
+                    except Refused as exc:
+                        logger.error("Redis refused %s: %s; not sent", _describe(reading), exc)
+                        stream_id = ""
+                    if stream_id is None and known is not None and reading.seq > known:
+                        # ...unless this producer never had it accepted: someone
+                        # else publishes under our name, or the marks were forged.
+                        logger.error(
+                            "Redis calls %s a repeat, but this producer has no record of"
+                            " sending it: another publisher uses this name, its marks were"
+                            " forged, or it crashed mid-send",
+                            _describe(reading),
+                        )
                     if time.monotonic() - started > MASTER_CHECK_EVERY:
                         # Redis stalled (paused?): before sending the backlog
                         # there, make sure it is still the master.
                         redis_conn.current_master(bus.client)
-                    self.published[reading.key] = reading.seq
+                    if stream_id != "":  # refused: Redis took nothing
+                        self.published[reading.key] = reading.seq
                     done.append(row_id)
             except Forgotten as exc:
                 self._resend_forgotten(reading, exc.mark)
@@ -275,3 +290,7 @@ def build_sensors(settings: Settings) -> list[Sensor]:
             continue
         sensors.append(Sensor(name, driver=driver))
     return sensors
+
+
+def _describe(reading: Reading) -> str:
+    return f"seq {reading.seq} of {reading.source}/{reading.sensor}"

@@ -17,7 +17,6 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 import redis
@@ -38,11 +37,6 @@ KEEP_TRANSITIONS_DAYS = 400
 MATCH_CACHE = 100_000
 
 Key = tuple[str, str]  # (rule, metric)
-
-
-def create_tables(conn: sqlite3.Connection) -> None:
-    """The alert tables (rules as loaded, state per rule and metric, transitions)."""
-    conn.executescript(resources.files("shared").joinpath("alerts.sql").read_text())
 
 
 _STATE_FIELDS = tuple(State.__dataclass_fields__)
@@ -95,9 +89,12 @@ class Evaluator:
     _matching: dict[tuple[str, str, str], tuple[Rule, ...]] = field(default_factory=dict)
 
     def prepare(self) -> None:
-        """Create the tables, store the rules, load the states, resume undelivered notifications."""
+        """Store the rules, load the states, resume undelivered notifications.
+
+        The tables are the history's (migration 2, shared/alerts.sql): the
+        recorder upgrades the schema before it starts the evaluator.
+        """
         now = self.clock()
-        create_tables(self.conn)
         names = {r.name for r in self.rules}
         with self.conn:
             self.conn.execute("DELETE FROM alert_rules")

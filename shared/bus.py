@@ -24,6 +24,8 @@ RECORDER_GROUP = "recorder"
 _MESSAGE_KEYS = frozenset({"data", "type", "id", "retry"})
 # Stream ids are Redis's clock in ms; a day covers any skew between hosts.
 MAX_ID_AHEAD = 86400
+# A sensor's last error as /api/sensors shows it: a sentence, not a file.
+MAX_ERROR_CHARS = 500
 
 
 def parse_message(data: str | bytes) -> Event:
@@ -48,7 +50,13 @@ def parse_message(data: str | bytes) -> Event:
         # make every real event after it look like a duplicate.
         if key[0] > (time.time() + MAX_ID_AHEAD) * 1000:
             raise ReadingError("message id is a stream id from the future")
-    return Event(event_id, Reading.from_dict(msg["data"]))
+    reading = Reading.from_dict(msg["data"])
+    # Stamped in 2099, it would stay "latest" for good and make its age
+    # negative, so staleness could never show (the publish script refuses
+    # these too; stock flask-sse publishes reach only this check).
+    if reading.ts > time.time() + MAX_ID_AHEAD:
+        raise ReadingError("ts is more than a day in the future")
+    return Event(event_id, reading)
 
 
 def _refuse(name: str) -> float:
@@ -105,6 +113,8 @@ class Bus:
                     reading.seq or 0,
                     "" if published is None else published,
                     self.max_retention_ms,
+                    marks.MAX_AHEAD_S * 1000,
+                    marks.MAX_SEQ_JUMP,
                 ],
             )
         except redis.ResponseError as exc:
@@ -188,16 +198,23 @@ class Bus:
         if error is None:
             self.client.hdel(self.errors_key, field)
         else:
-            self.client.hset(self.errors_key, field, json.dumps({"error": error, "ts": ts}))
+            text = error[:MAX_ERROR_CHARS]
+            self.client.hset(self.errors_key, field, json.dumps({"error": text, "ts": ts}))
 
     def sensor_errors(self) -> dict[tuple[str, str], dict[str, object]]:
         """Every sensor's last error, as producers reported it."""
-        out = {}
+        out: dict[tuple[str, str], dict[str, object]] = {}
         for key, value in self.client.hgetall(self.errors_key).items():
+            # Anyone who may write the hash can put anything there: only a
+            # small {"error": text} object is believed, and its text capped.
+            if len(value) > 4 * MAX_ERROR_CHARS:
+                continue
             try:
-                out[split_field(_text(key))] = json.loads(value)
+                found = json.loads(value)
             except ValueError:
                 continue
+            if isinstance(found, dict) and isinstance(found.get("error"), str):
+                out[split_field(_text(key))] = {**found, "error": found["error"][:MAX_ERROR_CHARS]}
         return out
 
 

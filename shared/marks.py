@@ -58,21 +58,37 @@ RESEND_GRACE = 30.0
 # caller's published mark ("" when it does not know), the longest retention
 # ms. TIME makes the script non-deterministic, which Redis >= 5 replicates by
 # effects; XADD ... MINID keeps at least the retention window.
+# Rule 8 (refusals, before anything is written): a reading stamped more than
+# MAX_AHEAD_S ahead of Redis's clock, or a seq more than MAX_SEQ_JUMP above
+# the marks that is also beyond what a counter started from the clock in ms
+# could reach: one such reading would otherwise become the mark and make
+# every real reading of that sensor a "repeat".
 PUBLISH_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ok, body = pcall(cjson.decode, ARGV[2])
+if not ok or type(body) ~= 'table' or type(body.ts) ~= 'number' then
+  return redis.error_reply('REFUSED the reading is not a JSON object with a numeric ts')
+end
+if body.ts * 1000 > now + tonumber(ARGV[8]) then
+  return redis.error_reply('REFUSED ts is more than a day ahead of the Redis clock')
+end
 if ARGV[4] ~= '' then
   local last, raw = -1, '-1'
   for _, key in ipairs({KEYS[2], KEYS[3]}) do
     local v = redis.call('HGET', key, ARGV[4])
     if v and tonumber(v) > last then last, raw = tonumber(v), v end
   end
-  if last >= tonumber(ARGV[5]) then return false end
+  local seq = tonumber(ARGV[5])
+  if last >= seq then return false end
+  if last >= 0 and seq > last + tonumber(ARGV[9]) and seq > now + tonumber(ARGV[8]) then
+    return redis.error_reply('REFUSED seq jumps too far beyond the mark ' .. raw)
+  end
   if ARGV[6] ~= '' and last < tonumber(ARGV[6]) then
     return redis.error_reply('FORGOTTEN ' .. raw)
   end
   redis.call('HSET', KEYS[2], ARGV[4], ARGV[5])
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local minid = now - tonumber(ARGV[3])
 local hold = tonumber(redis.call('HGET', KEYS[3], '@pos') or '')
 if hold then minid = math.max(math.min(minid, hold), now - tonumber(ARGV[7])) end
@@ -83,6 +99,14 @@ return id
 """
 
 
+MAX_AHEAD_S = 86400
+MAX_SEQ_JUMP = 1_000_000
+
+
+class Refused(ValueError):
+    """Rule 8: Redis refused a reading (far-future ts, or a seq far beyond the mark)."""
+
+
 class Forgotten(Exception):
     """Rule 3: Redis no longer knows a reading the publisher had sent (it restarted empty)."""
 
@@ -91,8 +115,10 @@ class Forgotten(Exception):
         self.mark = mark  # the highest seq Redis still knows as published or recorded
 
 
-def parse_forgotten(error: str) -> Forgotten | None:
-    """The Forgotten a publish error reply stands for, or None for any other error."""
+def parse_forgotten(error: str) -> Forgotten | Refused | None:
+    """The Forgotten (or Refused) a publish error reply stands for, or None for any other."""
+    if error.startswith("REFUSED "):
+        return Refused(error.removeprefix("REFUSED "))
     if not error.startswith("FORGOTTEN "):
         return None
     return Forgotten(int(error.split()[1]))

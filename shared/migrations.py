@@ -72,7 +72,7 @@ def _run_file(conn: sqlite3.Connection, name: str) -> None:
 
 
 def _v2_alerts(conn: sqlite3.Connection) -> None:
-    """The alert tables (DESIGN.md section 8)."""
+    """The alert tables: rules as loaded, state per rule and metric, transitions."""
     _run_file(conn, "alerts.sql")
 
 

@@ -272,3 +272,29 @@ def test_a_hanging_service_never_holds_up_the_readings(conn: sqlite3.Connection)
     # Apprise waits 4 s for an answer before it gives up on one attempt.
     assert elapsed < 3.0
     assert status.sent == 0
+
+
+def test_states_made_before_the_alert_migration_survive_it(tmp_path: Path) -> None:
+    """A database whose alert tables the evaluator created itself (schema 1) upgrades in place."""
+    from importlib import resources
+
+    from shared import migrations
+
+    path = tmp_path / "old.sqlite3"
+    old = store.connect(path)
+    migrations._v1_tiers(old)
+    old.executescript(resources.files("shared").joinpath("alerts.sql").read_text())
+    old.execute("PRAGMA user_version = 1")
+    old.commit()
+    first = Evaluator(rules(), old)
+    first.prepare()
+    first.observe(trace()[:80])  # pending, 3m20s into the 5 minutes
+    old.close()
+
+    conn = store.connect(path)
+    store.init_db(conn)
+    assert migrations.version(conn) == migrations.VERSION
+    second = evaluator(conn)
+    assert second.states[("pi-hot", "pi/pi_cpu/cpu_temp_c")].state == "pending"
+    assert [t.title for t in second.observe(trace()[80:])] == ["FIRING: pi-hot", "RESOLVED: pi-hot"]
+    conn.close()

@@ -50,11 +50,12 @@ class AlertListener(threading.Thread):
         super().__init__(daemon=True)
         parts = urlsplit(url)
         self.sock = socket.create_connection((parts.hostname, parts.port), timeout=30)
+        self.host = parts.netloc
         self.alerts: list[dict] = []
         self.connected = threading.Event()
 
     def run(self) -> None:
-        self.sock.sendall(b"GET /stream HTTP/1.0\r\nHost: test\r\n\r\n")
+        self.sock.sendall(f"GET /stream HTTP/1.0\r\nHost: {self.host}\r\n\r\n".encode())
         block: list[str] = []
         with contextlib.suppress(OSError, ValueError), self.sock.makefile("rb") as lines:
             for raw in lines:
@@ -73,7 +74,8 @@ class AlertListener(threading.Thread):
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()
-        self.join(5)
+        if self.is_alive():
+            self.join(5)
 
 
 def publish_trace(bus: Bus, t0: float) -> None:

@@ -117,3 +117,33 @@ def test_entries_the_recorder_has_not_read_outlive_the_retention(redis_client) -
     assert bus.marks.recorded() == {}  # the position is not a sensor's mark
     bus.publish(reading(seq=3))
     assert bus.first_id() != first  # recorded: trimmed at the retention again
+
+
+def test_sensor_errors_keep_only_small_objects(redis_client) -> None:
+    """Non-object JSON, garbage and huge texts in the errors hash never reach /api/sensors."""
+    bus = Bus(redis_client)
+    redis_client.hset(
+        bus.errors_key,
+        mapping={
+            "a/list": "[1, 2]",
+            "a/number": "7",
+            "a/garbage": "{not json",
+            "a/huge": json.dumps({"error": "x" * 10_000_000, "ts": 1.0}),
+            "a/long": json.dumps({"error": "y" * 1000, "ts": 1.0}),
+            "a/fine": json.dumps({"error": "i2c timeout", "ts": 1.0}),
+        },
+    )
+    errors = bus.sensor_errors()
+    assert set(errors) == {("a", "long"), ("a", "fine")}
+    assert errors[("a", "long")]["error"] == "y" * 500
+    bus.report_error("a", "told", "z" * 5000, 1.0)
+    assert len(bus.sensor_errors()[("a", "told")]["error"]) == 500
+
+
+def test_a_reading_from_2099_on_the_channel_is_refused() -> None:
+    """Stock publishers skip the publish script: the channel check refuses the future too."""
+    future = {"source": "s", "sensor": "n", "ts": 4070908800.0, "values": {"t_c": 1.0}}
+    with pytest.raises(ReadingError, match="future"):
+        parse_message(json.dumps({"data": future, "type": "reading"}))
+    future["ts"] = time.time() + 3600
+    assert parse_message(json.dumps({"data": future, "type": "reading"})).reading.ts > time.time()

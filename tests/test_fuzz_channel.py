@@ -198,7 +198,7 @@ def test_real_worker_survives_garbage(stack) -> None:
     publisher = redis.Redis.from_url(stack.redis_url)
     # HTTP/1.0 so the body is close-delimited: plain bytes, no chunk framing.
     with socket.create_connection((url.hostname, url.port), timeout=1) as sock:
-        sock.sendall(b"GET /stream?source=fuzz-src HTTP/1.0\r\nHost: test\r\n\r\n")
+        sock.sendall(b"GET /stream?source=fuzz-src HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
         assert b" 200 " in _recv_until(sock, b"retry:", time.monotonic() + 10)
         try:
             _wait_for_subscribers(stack.url, publisher, 2)

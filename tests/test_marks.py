@@ -151,3 +151,39 @@ def test_rule_7_the_hub_skips_old_ids_and_repeated_seqs(redis_client: redis.Redi
     assert hub.accept(Event("101-0", reading(1))) == 0  # seq re-sent after Redis came back
     assert hub.accept(Event("102-0", reading(2))) == 1
     assert hub.stats.duplicates == 2
+
+
+def test_rule_5_a_mark_above_every_assigned_seq_deletes_nothing(tmp_path: Path, caplog) -> None:
+    """A recorded mark of 2^63-1 (forged or foreign) must not prune this outbox."""
+    box = Outbox(tmp_path / "outbox.sqlite3")
+    for seq in range(1, 4):
+        box.add(reading(seq))
+    box.mark_sent([row for row, _ in box.unsent()])
+    with caplog.at_level("ERROR"):
+        dropped, _ = box.settle({KEY: 2**63 - 1}, {KEY: 3}, grace=-1)
+    assert dropped == 0
+    assert "above every seq this producer assigned" in caplog.text
+    assert box.settle({KEY: 2}, {KEY: 3}, grace=-1)[0] == 2  # a real mark still prunes
+
+
+def test_rule_8_a_seq_far_beyond_the_mark_is_refused(redis_client: redis.Redis) -> None:
+    """seq 2^63-1 after seq 5: refused, so the real producer's seq 6 is still new."""
+    bus = Bus(redis_client)
+    assert bus.publish(reading(5)) is not None
+    with pytest.raises(marks.Refused, match="too far"):
+        bus.publish(reading(2**63 - 1))
+    assert bus.publish(reading(6)) is not None
+    # A wiped outbox restarts its counter at the clock in ms: that jump is allowed.
+    assert bus.publish(reading(int(time.time() * 1000))) is not None
+
+
+def test_rule_8_a_reading_from_the_far_future_is_refused(redis_client: redis.Redis) -> None:
+    """ts more than a day ahead of Redis's clock: refused, nothing stored, no mark moved."""
+    bus = Bus(redis_client)
+    ahead = Reading(source="pi", sensor="demo", ts=4070908800.0, seq=1, values={"t_c": 1.0})
+    with pytest.raises(marks.Refused, match="ahead of the Redis clock"):
+        bus.publish(ahead)
+    assert bus.last_id() is None
+    assert bus.marks.published() == {}
+    soon = Reading(source="pi", sensor="demo", ts=time.time() + 3600, seq=1, values={"t_c": 1.0})
+    assert bus.publish(soon) is not None  # an hour of clock skew is fine

@@ -82,12 +82,7 @@ def openapi_schema() -> dict[str, Any]:
 
 
 def _rows(conn: sqlite3.Connection, sql: str, args: tuple = ()) -> list[dict[str, Any]]:
-    try:
-        return [dict(row) for row in conn.execute(sql, args)]
-    except sqlite3.OperationalError as exc:
-        if "no such table" not in str(exc):
-            raise
-        return []  # no recorder has evaluated alerts on this database yet
+    return [dict(row) for row in conn.execute(sql, args)]
 
 
 def targets() -> list[dict[str, Any]]:
