@@ -135,7 +135,10 @@ def tier_sizes(path: Path, n: int) -> tuple[list[Figure], dict[str, float]]:
             f"{what}, store.insert_events batches of 2,000; {cpu:,.0f} per CPU s",
         ),
         Figure(
-            "packing", pack_wall, "readings/s", "closed hours into blocks (recorder/prune.py code, in-process)"
+            "packing",
+            pack_wall,
+            "readings/s",
+            "closed hours into blocks (recorder/prune.py code, in-process)",
         ),
     ], per
 
