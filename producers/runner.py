@@ -136,7 +136,15 @@ class Producer:
         try:
             sent = self._publish_all()
             self._housekeeping(now)
-        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+        except (
+            redis.ConnectionError,
+            redis.TimeoutError,
+            OSError,
+            # The publish script is not loaded yet (Redis restarted and the
+            # recorder has not reconnected): the rows wait like in an outage.
+            redis.exceptions.NoScriptError,
+            redis.exceptions.NoPermissionError,
+        ) as exc:
             self.redis_failures += 1
             cap = redis_conn.retry_cap(self._connect().client, MAX_REDIS_BACKOFF)
             delay = min(0.5 * 2 ** min(self.redis_failures, 8), cap)

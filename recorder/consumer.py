@@ -69,6 +69,10 @@ class Recorder:
         except redis.ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
+        # Producers may run the publish script but not load it (least
+        # privilege, docs/security.md): the recorder loads it whenever it
+        # (re)connects, e.g. after Redis restarted with an empty script cache.
+        self.bus.load_scripts()
         self.marks = HighWater(store.high_water(self.conn))
         # Marks, not the hash's length: its @pos field can be back first.
         if self.marks and not self.bus.marks.recorded():

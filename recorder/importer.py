@@ -2,7 +2,7 @@
 
 Reads JSON lines of readings (what `python -m producers --once` prints), the
 CSV `/api/export.csv` writes, and the seed project's SQLite files
-(DESIGN.md section 7). Idempotent: a reading already stored is skipped, and a
+(docs/history.md). Idempotent: a reading already stored is skipped, and a
 file's progress is kept in the `imports` table, so importing it again (or
 after an interruption) adds nothing twice, even where the raw tier was pruned.
 """

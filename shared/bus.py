@@ -104,7 +104,7 @@ class Bus:
         mark = "" if reading.seq is None else mark_field(reading.source, reading.sensor)
         try:
             result = self._publish(
-                keys=[self.stream, self.marks.published_key, self.marks.recorded_key],
+                keys=[self.stream, self.marks.published_key],
                 args=[
                     self.channel,
                     reading.to_json(),
@@ -115,6 +115,7 @@ class Bus:
                     self.max_retention_ms,
                     marks.MAX_AHEAD_S * 1000,
                     marks.MAX_SEQ_JUMP,
+                    self.marks.recorded_key,
                 ],
             )
         except redis.ResponseError as exc:
@@ -123,6 +124,10 @@ class Bus:
                 raise
             raise forgotten from None
         return _text(result) if result else None
+
+    def load_scripts(self) -> None:
+        """Put the publish script in Redis's cache (trusted roles: producers may not)."""
+        self.client.script_load(marks.PUBLISH_LUA)
 
     def read_after(self, last_id: str, count: int = 1000) -> list[Event]:
         """Stream entries strictly after `last_id`, oldest first; bad ones skipped."""

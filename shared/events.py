@@ -6,9 +6,14 @@ events and order their ids without importing Redis code.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from shared.reading import Reading
+
+# What `stream_id_key` accepts, as a pattern (for /api/openapi.json; the
+# function checks by hand, faster on every event).
+STREAM_ID_RE = re.compile(r"[0-9]{1,16}(-[0-9]{1,16})?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,9 +26,9 @@ class Event:
 
 def stream_id_key(stream_id: str) -> tuple[int, int]:
     """Order stream ids numerically ("ms-seq"); ValueError if malformed."""
-    ms, _, seq = stream_id.partition("-")
+    ms, dash, seq = stream_id.partition("-")
     # isascii: str.isdigit() is also true for "²" and Arabic-Indic digits, which Redis refuses.
-    if not (ms + seq).isascii() or not ms.isdigit() or (seq and not seq.isdigit()):
+    if not (ms + seq).isascii() or not ms.isdigit() or (dash and not seq.isdigit()):
         raise ValueError(f"not a stream id: {stream_id!r:.40}")
     if len(ms) > 16 or len(seq) > 16:
         raise ValueError(f"not a stream id: {stream_id!r:.40}")

@@ -53,10 +53,13 @@ HOLD_FIELD = "@pos"
 RESEND_GRACE = 30.0
 
 # Rules 2, 3 and 6, atomically with the publish itself.
-# KEYS: stream, published hash, recorded hash. ARGV: channel, reading JSON,
-# retention ms, mark field ("" when the reading has no seq), seq, the
-# caller's published mark ("" when it does not know), the longest retention
-# ms. TIME makes the script non-deterministic, which Redis >= 5 replicates by
+# KEYS: stream, published hash. ARGV: channel, reading JSON, retention ms,
+# mark field ("" when the reading has no seq), seq, the caller's published
+# mark ("" when it does not know), the longest retention ms, the most ms
+# ahead, the largest seq jump, the recorded hash. The recorded hash is an
+# argument, not a key: Redis grants a script's declared keys only with write
+# access, and a producer must only read it (deploy/redis/start.sh). TIME
+# makes the script non-deterministic, which Redis >= 5 replicates by
 # effects; XADD ... MINID keeps at least the retention window.
 # Rule 8 (refusals, before anything is written): a reading stamped more than
 # MAX_AHEAD_S ahead of Redis's clock, or a seq more than MAX_SEQ_JUMP above
@@ -75,7 +78,7 @@ if body.ts * 1000 > now + tonumber(ARGV[8]) then
 end
 if ARGV[4] ~= '' then
   local last, raw = -1, '-1'
-  for _, key in ipairs({KEYS[2], KEYS[3]}) do
+  for _, key in ipairs({KEYS[2], ARGV[10]}) do
     local v = redis.call('HGET', key, ARGV[4])
     if v and tonumber(v) > last then last, raw = tonumber(v), v end
   end
@@ -90,7 +93,7 @@ if ARGV[4] ~= '' then
   redis.call('HSET', KEYS[2], ARGV[4], ARGV[5])
 end
 local minid = now - tonumber(ARGV[3])
-local hold = tonumber(redis.call('HGET', KEYS[3], '@pos') or '')
+local hold = tonumber(redis.call('HGET', ARGV[10], '@pos') or '')
 if hold then minid = math.max(math.min(minid, hold), now - tonumber(ARGV[7])) end
 local id = redis.call('XADD', KEYS[1], 'MINID', '~', minid, '*', 'r', ARGV[2])
 redis.call('PUBLISH', ARGV[1],

@@ -1,4 +1,4 @@
-"""The reading: one sample of one sensor, and its wire format (DESIGN.md s3)."""
+"""The reading: one sample of one sensor (docs/architecture.md, "Wire format")."""
 
 from __future__ import annotations
 
@@ -15,42 +15,57 @@ MAX_METRICS = 64
 # A reading with 64 metrics of long names is about 6 KB; anything far past
 # that on the wire is garbage or an attack, refused before json.loads.
 MAX_MESSAGE_BYTES = 16384
-UNIT_SUFFIXES = (
-    "_c",
-    "_f",
-    "_k",
-    "_pct",
-    "_hpa",
-    "_pa",
-    "_rpm",
-    "_w",
-    "_mw",
-    "_v",
-    "_mv",
-    "_a",
-    "_ma",
-    "_hz",
-    "_mhz",
-    "_bool",
-    "_count",
-    "_s",
-    "_ms",
-    "_bytes",
-    "_lux",
-    "_ppm",
-    "_ppb",
-    "_db",
-    "_j",
-    "_kwh",
-    "_m",
-    "_mm",
-    "_ugm3",
-    "_idx",
-)
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """How a person reads a unit: symbol after a value, fraction digits, chart caption."""
+
+    symbol: str
+    digits: int
+    label: str
+
+
+# Metric name suffix (without "_") -> Unit, in the order the dashboard sorts
+# them (temperatures first). The one unit table: /api/sensors serves it to
+# the browser (docs/architecture.md, "Data path").
+UNITS: dict[str, Unit] = {
+    "c": Unit("°C", 1, "Temperature"),
+    "f": Unit("°F", 1, "Temperature"),
+    "k": Unit("K", 1, "Temperature"),
+    "pct": Unit("%", 1, "Percent"),
+    "hpa": Unit("hPa", 1, "Pressure"),
+    "pa": Unit("Pa", 0, "Pressure"),
+    "rpm": Unit("rpm", 0, "Fan speed"),
+    "w": Unit("W", 1, "Power"),
+    "mw": Unit("mW", 0, "Power"),
+    "v": Unit("V", 3, "Voltage"),
+    "mv": Unit("mV", 0, "Voltage"),
+    "a": Unit("A", 2, "Current"),
+    "ma": Unit("mA", 0, "Current"),
+    "hz": Unit("Hz", 0, "Frequency"),
+    "mhz": Unit("MHz", 0, "Frequency"),
+    "bool": Unit("", 0, "State"),
+    "count": Unit("", 0, "Count"),
+    "s": Unit("s", 1, "Duration"),
+    "ms": Unit("ms", 0, "Duration"),
+    "bytes": Unit("B", 0, "Bytes"),
+    "lux": Unit("lx", 0, "Illuminance"),
+    "ppm": Unit("ppm", 0, "Concentration"),
+    "ppb": Unit("ppb", 0, "Concentration"),
+    "db": Unit("dB", 1, "Level"),
+    "j": Unit("J", 1, "Energy"),
+    "kwh": Unit("kWh", 2, "Energy"),
+    "m": Unit("m", 2, "Distance"),
+    "mm": Unit("mm", 0, "Distance"),
+    "ugm3": Unit("µg/m³", 0, "Particulates"),
+    "idx": Unit("", 0, "Index"),
+}
+UNIT_SUFFIXES = tuple(f"_{suffix}" for suffix in UNITS)
 _KEYS = frozenset({"source", "sensor", "ts", "seq", "values"})
-_MIN_TS = 946684800.0  # 2000-01-01: earlier means the clock was never set
-_MAX_TS = 4102444800.0  # 2100-01-01
-_MAX_SEQ = 2**63 - 1  # SQLite's INTEGER and Redis's tonumber stop here
+MIN_TS = 946684800.0  # 2000-01-01: earlier means the clock was never set
+MAX_TS = 4102444800.0  # 2100-01-01
+MAX_SEQ = 2**63 - 1  # SQLite's INTEGER and Redis's tonumber stop here
 
 
 class ReadingError(ValueError):
@@ -145,13 +160,13 @@ class Reading:
         check_name("source", self.source)
         check_name("sensor", self.sensor)
         ts = _check_number("ts", self.ts)
-        if not _MIN_TS <= ts <= _MAX_TS:
+        if not MIN_TS <= ts <= MAX_TS:
             raise ReadingError("ts must be Unix seconds between 2000 and 2100")
         object.__setattr__(self, "ts", ts)
         if self.seq is not None and (
             isinstance(self.seq, bool)
             or not isinstance(self.seq, int)
-            or not 0 <= self.seq <= _MAX_SEQ
+            or not 0 <= self.seq <= MAX_SEQ
         ):
             raise ReadingError("seq must be an integer from 0 to 2**63-1")
         object.__setattr__(self, "values", _check_values(self.values))

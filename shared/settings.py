@@ -72,7 +72,7 @@ def choice(*options: str, upper: bool = False) -> Parser:
             raise ValueError(f"{raw!r} must be {' or '.join(options)}")
         return value
 
-    return Parser(parse, " | ".join(options))
+    return Parser(parse, " or ".join(options) if len(options) < 3 else ", ".join(options))
 
 
 def _name(raw: str) -> str:
@@ -146,9 +146,15 @@ URLS = Parser(_urls, "URLs, whitespace or comma separated", ",".join)
 SENTINELS = Parser(_sentinels, "comma-separated host:port", _show_sentinels)
 
 
-def setting(env: str, default: Any, parser: Parser, help: str, **extra: Any) -> Any:
-    """One row of the table: a dataclass field that knows its variable, parser and help."""
-    meta = {"env": env, "parser": parser, "help": help, **extra}
+def setting(
+    env: str, default: Any, parser: Parser, help: str, *, shown: str = "", secret: bool = False
+) -> Any:
+    """One row of the table: a dataclass field that knows its variable, parser and help.
+
+    A callable default is computed at read time; `shown` then says in words what it is.
+    A `secret` value (a password, a token, a URL with one) is never logged or shown.
+    """
+    meta = {"env": env, "parser": parser, "help": help, "shown": shown, "secret": secret}
     if callable(default):
         return field(default_factory=default, metadata=meta)
     return field(default=default, metadata=meta)
@@ -172,6 +178,7 @@ class Settings:
         "REDIS_URL", "redis://127.0.0.1:6379/0", TEXT,
         "Redis to publish to and read from (rediss:// for TLS); `make run` and the tests"
         " start a private redis-server when it is unset.",
+        secret=True,
     )  # fmt: skip
     redis_channel: str = setting(
         "REDIS_CHANNEL", "readings", NAME,
@@ -234,9 +241,8 @@ class Settings:
         "Drivers to run: demo, pi_cpu, hwmon, bme280 (a comma list), or auto.",
     )  # fmt: skip
     source: str = setting(
-        "SOURCE", default_source, NAME,
-        "The name readings are published under (default: the host name).",
-        example="",
+        "SOURCE", default_source, NAME, "The name readings are published under.",
+        shown="the host name",
     )  # fmt: skip
     interval: float = setting(
         "INTERVAL", 1.0, number(0.01, float(DAY)), "Seconds between readings of a sensor."
@@ -293,6 +299,16 @@ class Settings:
     stream_max_per_client: int = setting(
         "STREAM_MAX_PER_CLIENT", 32, integer(1, 100_000),
         "Open /stream connections one client address may hold, per web worker.",
+    )  # fmt: skip
+    max_sensors: int = setting(
+        "MAX_SENSORS", 1000, integer(1, 1_000_000),
+        "Most sensors (source/sensor pairs) a web worker keeps live; readings of any"
+        " further one are refused, logged and counted in /metrics.",
+    )  # fmt: skip
+    sensor_expiry_days: float = setting(
+        "SENSOR_EXPIRY_DAYS", 7.0, number(0.0, 3650.0),
+        "Days after which a sensor that sent nothing leaves the live state (the stream's"
+        " snapshot); its history stays. 0: never.",
     )  # fmt: skip
     stream_max_clients: int = setting(
         "STREAM_MAX_CLIENTS", 10_000, integer(1, 1_000_000),

@@ -1,15 +1,19 @@
-"""A threaded SSE client that behaves like a browser's EventSource.
+"""The tests' one SSE client: one block parser, driven two ways.
 
-It speaks HTTP/1.0 over a raw socket (so the body is close-delimited, not
-chunked, and socket options such as SO_RCVBUF can be set), honours `retry:`,
-and reconnects with `Last-Event-ID`, moving to the next replica each time, as
-a browser behind a load balancer would. Every reading it receives is kept
-with its arrival time, so a test can check exactly-once delivery and latency.
+`SSEStream` is synchronous (http.client, HTTP/1.1 as browsers and proxies
+speak it): open /stream, read blocks, events or bytes up to a marker, and
+reconnect with `Last-Event-ID`. `SSEClient` is a thread that behaves like a
+browser's EventSource under load: HTTP/1.0 on a raw socket (a close-delimited
+body, cheap to read for many clients), honours `retry:`, and reconnects with
+`Last-Event-ID`, moving to the next replica each time, as a browser behind a
+load balancer would. Every reading it receives is kept with its arrival time,
+so a test can check exactly-once delivery and latency.
 """
 
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import socket
 import threading
@@ -20,6 +24,121 @@ from urllib.parse import urlsplit
 
 # A browser gives up on nothing; neither do we, but a cap keeps a test short.
 MAX_RETRY_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """One SSE block as EventSource reads it (comments dropped)."""
+
+    event: str = "message"
+    data: str | None = None
+    id: str | None = None
+    retry_ms: int | None = None
+    comments: tuple[str, ...] = ()
+
+
+def parse_block(lines: list[str]) -> Block:
+    """The fields of one block, by the SSE rules (one leading space dropped)."""
+    event, data, event_id, retry, comments = "message", [], None, None, []
+    for line in lines:
+        if line.startswith(":"):
+            comments.append(line[1:])
+            continue
+        name, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if name == "id":
+            event_id = value
+        elif name == "event":
+            event = value
+        elif name == "data":
+            data.append(value)
+        elif name == "retry" and value.isdigit():
+            retry = int(value)
+    return Block(event, "\n".join(data) if data else None, event_id, retry, tuple(comments))
+
+
+class SSEStream:
+    """One /stream request at a time, read synchronously; reconnects with Last-Event-ID."""
+
+    def __init__(self, url: str, path: str = "/stream", timeout: float = 10.0) -> None:
+        parts = urlsplit(url)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.path, self.timeout = path, timeout
+        self.last_id: str | None = None
+        self.conn: http.client.HTTPConnection | None = None
+        self.response: http.client.HTTPResponse | None = None
+        self.text = ""  # read but not yet returned by read_until
+
+    def connect(self, headers: dict[str, str] | None = None) -> http.client.HTTPResponse:
+        """Open the stream (sending Last-Event-ID when there is one); the response, any status."""
+        self.close()
+        self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        sent = {"Accept": "text/event-stream", **(headers or {})}
+        if self.last_id is not None:
+            sent["Last-Event-ID"] = self.last_id
+        self.conn.request("GET", self.path, headers=sent)
+        self.response = self.conn.getresponse()
+        self.text = ""
+        return self.response
+
+    def close(self) -> None:
+        """Drop the connection, if any."""
+        if self.conn is not None:
+            self.conn.close()
+        self.conn = self.response = None
+
+    def _line(self) -> str | None:
+        """The next line of the body without its end; None at EOF."""
+        assert self.response is not None, "connect() first"
+        try:
+            raw = self.response.readline()
+        except http.client.IncompleteRead:
+            raw = b""
+        return raw.decode().rstrip("\r\n") if raw else None
+
+    def next_block(self) -> list[str]:
+        """The lines of the next SSE block (up to a blank line); [] at EOF."""
+        lines: list[str] = []
+        while (line := self._line()) is not None:
+            if line:
+                lines.append(line)
+            elif lines:
+                return lines
+        return []
+
+    def next_event(self) -> dict | None:
+        """The next `reading` event's data (comments skipped); None at EOF."""
+        while block := self.next_block():
+            parsed = parse_block(block)
+            if parsed.id is not None:
+                self.last_id = parsed.id
+            if parsed.event == "reading" and parsed.data is not None:
+                return json.loads(parsed.data)
+        return None
+
+    def read_until(self, marker: str, timeout: float | None = None) -> str:
+        """The body up to and including `marker`; TimeoutError (what was read is kept)."""
+        assert self.conn is not None, "connect() first"
+        assert self.conn.sock is not None, "connect() first"
+        self.conn.sock.settimeout(timeout or self.timeout)
+        try:
+            while marker not in self.text:
+                line = self._line()
+                if line is None:
+                    raise ConnectionError(
+                        f"the stream ended before {marker!r}: {self.text[-300:]!r}"
+                    )
+                self.text += line + "\n"
+        finally:
+            self.conn.sock.settimeout(self.timeout)
+        head, _, self.text = self.text.partition(marker)
+        return head + marker
+
+    def __enter__(self) -> SSEStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,24 +253,15 @@ class SSEClient(threading.Thread):
 
     def _dispatch(self, block: str, now: float, server: str) -> None:
         """Apply one SSE block the way EventSource does."""
-        event, data, event_id = "message", [], None
-        for line in block.split("\n"):
-            name, _, value = line.partition(":")
-            value = value[1:] if value.startswith(" ") else value
-            if name == "id":
-                event_id = value
-            elif name == "event":
-                event = value
-            elif name == "data":
-                data.append(value)
-            elif name == "retry" and value.isdigit():
-                self.retry_s = int(value) / 1000
-        if event_id is not None:
-            self.last_id = event_id  # an id-only block moves Last-Event-ID too
-        if event == "reset":
+        parsed = parse_block(block.split("\n"))
+        if parsed.retry_ms is not None:
+            self.retry_s = parsed.retry_ms / 1000
+        if parsed.id is not None:
+            self.last_id = parsed.id  # an id-only block moves Last-Event-ID too
+        if parsed.event == "reset":
             self.resets += 1
-        elif event == "reading" and data:
-            self._record(json.loads("\n".join(data)), event_id, now, server)
+        elif parsed.event == "reading" and parsed.data is not None:
+            self._record(json.loads(parsed.data), parsed.id, now, server)
 
     def _record(self, reading: dict, event_id: str | None, now: float, server: str) -> None:
         got = Received(

@@ -54,6 +54,15 @@ def test_sensors_lists_metrics_units_and_last_values(client, seeded) -> None:
     assert by_key[("server", "hwmon")]["metrics"]["k10temp_tctl_c"]["last"] == 45.5
 
 
+def test_sensors_serves_the_unit_table_the_dashboard_formats_with(client, seeded) -> None:
+    from shared.reading import UNIT_SUFFIXES
+
+    units = client.get("/api/sensors").get_json()["units"]
+    assert list(units)[:3] == ["c", "f", "k"]  # display order: temperatures first
+    assert units["c"] == {"symbol": "°C", "digits": 1, "label": "Temperature"}
+    assert {f"_{u}" for u in units} == set(UNIT_SUFFIXES)
+
+
 def test_sensor_errors_reported_by_producers_show(client, seeded, redis_client) -> None:
     from shared.bus import Bus
 
@@ -132,13 +141,6 @@ def test_bad_parameters_are_400_naming_the_parameter(
     response = client.get(url)
     assert response.status_code == 400
     assert parameter in response.get_json()["error"]
-
-
-def test_history_missing_is_503_with_a_reason(client, settings) -> None:
-    settings.database_path.unlink()
-    response = client.get("/api/readings")
-    assert response.status_code == 503
-    assert "recorder" in response.get_json()["error"]
 
 
 def test_unknown_route_is_json_404(client) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -202,6 +203,29 @@ def test_hostile_names_from_the_api_stay_text(stack, browser: Browser) -> None:
         expect(page.get_by_text(text, exact=True).first).to_be_visible(timeout=15000)
     assert page.locator("main img, main script, main b, main i, main u").count() == 0
     assert page.evaluate("window.__pwned") is None
+    problems.check()
+    page.close()
+
+
+def test_units_come_from_the_api(stack, browser: Browser) -> None:
+    """The page formats with the unit table /api/sensors serves, not a copy of its own."""
+    wait_for_sensor(stack.url)
+    page = browser.new_page(viewport=DESKTOP)
+    problems = Problems(page)
+
+    def renamed(route) -> None:
+        response = route.fetch()
+        body = response.json()
+        body["units"]["c"]["symbol"] = "°Q"
+        body["units"]["pct"]["digits"] = 3
+        route.fulfill(response=response, json=body)
+
+    page.route("**/api/sensors", renamed)
+    page.goto(f"{stack.url}/")
+    card = page.locator('[data-card="test-host/demo/temperature_c"]')
+    expect(card.locator(".card-unit")).to_have_text("°Q", timeout=15000)
+    humidity = page.locator('[data-metric="test-host/demo/humidity_pct"]')
+    expect(humidity).to_have_text(re.compile(r"^\d+\.\d{3}$"), timeout=15000)
     problems.check()
     page.close()
 

@@ -22,6 +22,7 @@ import pytest
 from devtools.stack import Stack
 from shared import codec, store
 from shared.bus import Bus, connect
+from shared.events import Event
 from shared.reading import Reading
 from web import db
 
@@ -274,3 +275,32 @@ def publish_until(bus: Bus, stop: threading.Event) -> None:
         bus.publish(
             Reading(source="live", sensor="demo", ts=time.time(), seq=seq, values={"temp_c": 1.0})
         )
+
+
+def event(seq: int, stream_id: str) -> Event:
+    reading = Reading(source="pi", sensor="demo", ts=time.time(), seq=seq, values={"t_c": 1.0})
+    return Event(stream_id, reading)
+
+
+def test_without_a_database_the_hub_starts_with_no_snapshot(tmp_path: Path) -> None:
+    assert db.latest_events(tmp_path / "missing.sqlite3", 1.0) == []
+    assert not (tmp_path / "missing.sqlite3").exists()  # a read-only open never creates it
+
+
+def test_the_latest_and_what_follows_a_stream_id(tmp_path: Path) -> None:
+    path = tmp_path / "dashboard.sqlite3"
+    conn = store.connect(path)
+    store.init_db(conn)
+    store.insert_events(conn, [event(1, "100-0"), event(2, "200-0"), event(3, "300-0")])
+    conn.close()
+    [latest] = db.latest_events(path, 1.0)
+    assert (latest.id, latest.reading.seq) == ("300-0", 3)
+    assert [e.id for e in db.events_after(path, "100-0", 10, 1.0)] == ["200-0", "300-0"]
+    assert db.events_after(path, "100-0", 1, 1.0) is None  # more than the limit: a reset
+
+
+def test_history_missing_is_503_with_a_reason(client, settings) -> None:
+    settings.database_path.unlink()
+    response = client.get("/api/readings")
+    assert response.status_code == 503
+    assert "recorder" in response.get_json()["error"]

@@ -121,10 +121,20 @@ def test_anonymous_access_is_refused(acl_redis: int) -> None:
     anonymous.close()
 
 
+def load_publish_script(port: int) -> None:
+    """What the recorder does when it connects: the producer may not load scripts."""
+    recorder = client("recorder", port)
+    Bus(recorder).load_scripts()
+    recorder.close()
+
+
 def test_producer_publishes_and_can_do_nothing_else(acl_redis: int) -> None:
     """The producer runs the publish script; no other key, command or channel."""
     producer = client("producer", acl_redis)
     bus = Bus(producer)
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        bus.publish(reading(1))  # not loaded yet, and loading it is not the producer's
+    load_publish_script(acl_redis)
     assert bus.publish(reading(1)) is not None
     assert bus.marks.recorded() == {}
     bus.report_error("acl", "demo", "test", time.time())
@@ -136,6 +146,16 @@ def test_producer_publishes_and_can_do_nothing_else(acl_redis: int) -> None:
         lambda: producer.publish("elsewhere", "x"),
         lambda: producer.keys("*"),
         lambda: _subscribe(producer, "elsewhere"),
+        # The issue's attempts with a producer's password:
+        lambda: producer.client_kill_filter(user="web"),
+        lambda: producer.client_pause(1500),
+        lambda: producer.eval("local t = redis.call('TIME') while true do end", 0),
+        lambda: producer.script_load("return 1"),
+        lambda: producer.function_load("#!lua name=x\nredis.register_function('x', print)"),
+        lambda: producer.xrange("readings:stream"),
+        lambda: producer.xread({"readings:stream": "0"}),
+        lambda: producer.hset("readings:recorded", "acl/demo", 2**62),
+        lambda: producer.hdel("readings:recorded", "acl/demo"),
     ):
         with pytest.raises(redis.exceptions.NoPermissionError):
             forbidden()
@@ -155,6 +175,7 @@ def _subscribe(user: redis.Redis, channel: str) -> dict:
 
 def test_web_reads_and_subscribes_but_cannot_write(acl_redis: int) -> None:
     """The web user replays the stream and listens; publishing or writing fails."""
+    load_publish_script(acl_redis)
     Bus(client("producer", acl_redis)).publish(reading(1))
     web = client("web", acl_redis)
     bus = Bus(web)

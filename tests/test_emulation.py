@@ -20,9 +20,7 @@ from producers.emulation.bme280_chip import (
     emulated_bus,
     raw_for,
 )
-from producers.emulation.commands import write_sensors
 from producers.emulation.fake_smbus import FakeSMBus, os_error
-from producers.emulation.sysfs import build_x300_tree
 
 
 def data_registers(bus: FakeSMBus, address: int = 0x76) -> list[int]:
@@ -108,18 +106,6 @@ def test_emulated_bus_is_a_bme280_in_a_room() -> None:
     assert bus.read_byte_data(0x77, 0xD0) == 0x60
     sample = bme280.sample(bus, 0x77, bme280.load_calibration_params(bus, 0x77))
     assert 15 < sample.temperature < 30
-
-
-def test_fake_sensors_agrees_with_the_tree(tmp_path: Path) -> None:
-    """The seed parsed this text; the hwmon driver reads the same numbers from sysfs."""
-    build_x300_tree(tmp_path / "sys")
-    output = subprocess.run(
-        [write_sensors(tmp_path / "sensors")], capture_output=True, text=True, check=True
-    ).stdout
-    assert "PPT:           9.80 W" in output
-    assert "fan2:                      812 RPM" in output
-    power = (tmp_path / "sys/class/hwmon/hwmon2/power1_average").read_text()
-    assert int(power) / 1e6 == 9.8
 
 
 @pytest.mark.parametrize(("kind", "sensors"), [("pi", "pi_cpu,hwmon"), ("x300", "hwmon")])

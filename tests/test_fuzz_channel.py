@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
 import time
 import urllib.error
 import urllib.request
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 import redis
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from sse_client import SSEStream
+from waiting import wait_for
 
 from shared.bus import Bus, parse_message
 from shared.events import Event
@@ -194,30 +194,32 @@ GARBAGE = [
 @pytest.mark.slow
 def test_real_worker_survives_garbage(stack) -> None:
     """Garbage on the real channel: the workers keep serving; good readings then arrive."""
-    url = urlsplit(stack.url)
     publisher = redis.Redis.from_url(stack.redis_url)
-    # HTTP/1.0 so the body is close-delimited: plain bytes, no chunk framing.
-    with socket.create_connection((url.hostname, url.port), timeout=1) as sock:
-        sock.sendall(b"GET /stream?source=fuzz-src HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-        assert b" 200 " in _recv_until(sock, b"retry:", time.monotonic() + 10)
+    with SSEStream(stack.url, "/stream?source=fuzz-src") as stream:
+        assert stream.connect().status == 200
+        stream.read_until("retry:")
         try:
-            _wait_for_subscribers(stack.url, publisher, 2)
+            # Both workers' hubs and the recorder (it records stock publishes too).
+            _wait_for_subscribers(stack.url, publisher, 3)
             for _ in range(3):
                 for data in GARBAGE:
                     publisher.publish("readings", data)
             # Stock publishes are fire-and-forget: repeat until this worker's
             # hub (started by our request, maybe still subscribing) hears one.
-            got, deadline = b"", time.monotonic() + 15
-            while b'"sensor":"after"' not in got and time.monotonic() < deadline:
+            got, deadline = "", time.monotonic() + 15
+            while not got and time.monotonic() < deadline:
                 good = {**GOOD, "ts": time.time()}
                 publisher.publish("readings", json.dumps({"data": good, "type": "reading"}))
-                got += _recv_until(sock, b'"sensor":"after"', time.monotonic() + 1)
+                with contextlib.suppress(TimeoutError):
+                    got = stream.read_until('"sensor":"after"', timeout=1)
         finally:
             publisher.close()
-        assert b'"sensor":"after"' in got
+        assert '"sensor":"after"' in got
     for _ in range(4):  # both workers still answer
-        with urllib.request.urlopen(f"{stack.url}/readyz", timeout=5) as ready:
-            assert ready.status == 200
+        try:
+            urllib.request.urlopen(f"{stack.url}/readyz", timeout=5).close()
+        except urllib.error.HTTPError as exc:
+            raise AssertionError(f"/readyz {exc.code}: {exc.read().decode()}") from None
     log = (stack.stack.log_dir / "web.log").read_text(errors="replace")
     assert log.count("dropped a message") >= len(GARBAGE)
     assert "Traceback" not in log
@@ -225,23 +227,10 @@ def test_real_worker_survives_garbage(stack) -> None:
 
 def _wait_for_subscribers(base_url: str, client: redis.Redis, count: int) -> None:
     """Poke /readyz (it starts a worker's hub) until `count` hubs are subscribed."""
-    deadline = time.monotonic() + 15
-    while client.pubsub_numsub("readings")[0][1] < count:
-        assert time.monotonic() < deadline, "the web workers never subscribed"
+
+    def subscribed() -> bool:
         with contextlib.suppress(urllib.error.HTTPError):  # 503 until subscribed
             urllib.request.urlopen(f"{base_url}/readyz", timeout=5).close()
-        time.sleep(0.05)
+        return client.pubsub_numsub("readings")[0][1] >= count
 
-
-def _recv_until(sock: socket.socket, needle: bytes, deadline: float) -> bytes:
-    """Bytes from `sock` until `needle` shows up or the deadline passes."""
-    got = b""
-    while needle not in got and time.monotonic() < deadline:
-        try:
-            chunk = sock.recv(65536)
-        except TimeoutError:
-            continue
-        if not chunk:
-            break
-        got += chunk
-    return got
+    wait_for(subscribed, 15, "the web workers to subscribe")

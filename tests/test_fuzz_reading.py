@@ -51,7 +51,7 @@ seqs = st.none() | st.integers(0, 2**63 - 1)
 
 @st.composite
 def valid_dicts(draw: st.DrawFn, max_metrics: int = MAX_METRICS) -> dict[str, Any]:
-    """A reading that DESIGN.md section 3 allows, as a decoded JSON object."""
+    """A reading that the wire format allows, as a decoded JSON object."""
     out: dict[str, Any] = {
         "source": draw(names),
         "sensor": draw(names),

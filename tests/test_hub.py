@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import asdict
 
 import pytest
 import redis
 
 from shared.bus import Bus
+from shared.events import Event
 from shared.reading import Reading
 from web.hub import Hub, Overrun
-from web.stream import Filter, stream_events
+from web.metrics import render
 
 
 def message(seq: int, *, sensor: str = "demo", event_id: str | None = None) -> bytes:
@@ -70,63 +72,95 @@ def test_a_client_that_falls_off_the_ring_is_told(hub: Hub) -> None:
     assert len(list(hub.entries(hub.head - 8))) == 8
 
 
-def take(body, n: int) -> list[bytes]:
-    return [next(body) for _ in range(n)]
+def test_max_sensors_bounds_the_live_state(redis_client, caplog) -> None:
+    """Past MAX_SENSORS new sensors are refused, logged and counted; known ones go on."""
+    hub = Hub(redis_client, Bus(redis_client), ring_size=64, max_sensors=3)
+    readings = [
+        Reading(source="s", sensor=f"n{i}", ts=time.time(), values={"t_c": 1.0}) for i in range(5)
+    ]
+    accepted = [hub.accept(Event(None, r)) for r in readings]
+    assert accepted == [1, 1, 1, 0, 0]
+    assert hub.stats.refused_sensors == 2
+    assert hub.stats.sensors == 3
+    assert "MAX_SENSORS" in caplog.text
+    again = Reading(source="s", sensor="n0", ts=time.time(), values={"t_c": 2.0})
+    assert hub.accept(Event(None, again)) == 1
+    text = render([asdict(hub.stats)], {}, [])
+    assert "sensor_display_refused_sensors_total 2" in text
+    assert "sensor_display_sensors_live 3" in text
 
 
-def test_a_new_client_gets_retry_then_snapshot_then_live(hub: Hub) -> None:
-    hub.accept_message(message(1, event_id="1-0"))
-    hub.accept_message(message(1, sensor="cpu", event_id="2-0"))
-    body = stream_events(hub, Filter(), None, heartbeat=0.05, history=None)
-    [opening] = take(body, 1)
-    assert opening.startswith(b"retry:2000\n\n:connected\n\n")
-    assert opening.count(b"event:reading") == 2
-    assert opening.endswith(b"id:2-0\n\n")  # resume point for the browser
-    hub.accept_message(message(2, event_id="3-0"))
-    hub._notify()
-    assert next(body).endswith(b"id:3-0\n\n")
-    assert next(body) == b":hb\n\n"
-    body.close()
-    assert hub.stats.clients == 0
+@pytest.mark.slow
+def test_many_made_up_sensors_stay_bounded_in_gunicorn(redis_url: str, tmp_path) -> None:
+    """5,000 distinct sensors published: /api/sensors and /metrics stay at MAX_SENSORS."""
+    import urllib.request
 
+    from devtools.stack import Stack
+    from shared import store
 
-def test_filters_apply_to_snapshot_and_live(hub: Hub) -> None:
-    hub.accept_message(message(1, sensor="cpu", event_id="1-0"))
-    body = stream_events(
-        hub, Filter(sensors=frozenset({"demo"})), None, heartbeat=0.05, history=None
+    stack = Stack.create(
+        tmp_path, {"REDIS_URL": redis_url, "WEB_WORKERS": "1", "MAX_SENSORS": "100"}
     )
-    assert b"event:reading" not in next(body)
-    hub.accept_message(message(2, sensor="cpu", event_id="2-0"))
-    hub.accept_message(message(3, sensor="demo", event_id="3-0"))
-    hub._notify()
-    chunk = next(body)
-    assert b'"sensor":"demo"' in chunk
-    assert b'"sensor":"cpu"' not in chunk
-    body.close()
+    bus = Bus(redis.Redis.from_url(redis_url))
+    try:
+        conn = store.connect(stack.env["DATABASE_PATH"])
+        store.init_db(conn)
+        conn.close()
+        base = stack.start_web()
+        deadline = time.monotonic() + 30
+        while True:  # the worker's subscription is live: nothing published is missed
+            with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:
+                if "sensor_display_subscriptions_live 1" in response.read().decode():
+                    break
+            assert time.monotonic() < deadline, "the worker never subscribed"
+            time.sleep(0.3)
+        for i in range(5000):
+            bus.publish(
+                Reading(source="flood", sensor=f"s{i}", ts=time.time(), values={"t_c": 1.0})
+            )
+        deadline = time.monotonic() + 30
+        while True:
+            with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:
+                text = response.read().decode()
+            if "sensor_display_refused_sensors_total 4900" in text:
+                break
+            assert time.monotonic() < deadline, text
+            time.sleep(0.5)
+        assert "sensor_display_sensors_live 100" in text
+        with urllib.request.urlopen(f"{base}/api/sensors", timeout=10) as response:
+            assert len(json.load(response)["sensors"]) == 100
+    finally:
+        bus.client.close()
+        stack.stop_all()
 
 
-def test_stop_tells_clients_to_reconnect(hub: Hub) -> None:
-    body = stream_events(hub, Filter(), None, heartbeat=5, history=None)
-    next(body)
-    hub.stop()
-    assert next(body).startswith(b"retry:")
-    with pytest.raises(StopIteration):
-        next(body)
+def test_the_connect_snapshot_is_encoded_once_per_change(redis_client) -> None:
+    """Every unfiltered client gets the same bytes until a reading changes them."""
+    hub = Hub(redis_client, Bus(redis_client), ring_size=64)
+    first = Reading(source="s", sensor="a", ts=time.time(), values={"t_c": 1.0})
+    hub.accept(Event("1-1", first))
+    one = hub.snapshot()
+    assert hub.snapshot() is one
+    assert b'"sensor":"a"' in one
+    assert one.endswith(b"id:1-1\n\n")
+    hub.accept(Event("1-2", Reading(source="s", sensor="b", ts=time.time(), values={"t_c": 2.0})))
+    two = hub.snapshot()
+    assert two is not one
+    assert b'"sensor":"b"' in two
 
 
-def test_a_reading_resent_after_a_failover_reaches_a_resuming_client_once(
-    hub: Hub, redis_client: redis.Redis
-) -> None:
-    """The new master lost seqs 2-3 and got them again under new ids: a resume skips them."""
-    for seq in (1, 2, 3):  # what the hub (and the client) had from the old master
-        hub.accept_message(message(seq, event_id=f"{seq}-0"))
-    stream = Bus(redis_client).stream
-    for seq, entry_id in [(1, "1-0"), (2, "4-0"), (3, "5-0"), (4, "6-0")]:
-        reading = Reading(source="pi", sensor="demo", ts=time.time(), seq=seq, values={"t_c": 1.0})
-        redis_client.xadd(stream, {"r": reading.to_json()}, id=entry_id)
-    assert hub.seqs_through((3, 0)) == {("pi", "demo"): 3}
-    body = stream_events(hub, Filter(), "3-0", heartbeat=0.05, history=None)
-    replay = b"".join(take(body, 2))
-    assert replay.count(b"event:reading") == 1
-    assert b'"seq":4' in replay
-    body.close()
+def test_sensors_unseen_for_long_leave_the_live_state(redis_client) -> None:
+    """SENSOR_EXPIRY_DAYS: a sensor silent past it is forgotten live; it may come back."""
+    hub = Hub(redis_client, Bus(redis_client), ring_size=64, expire_after=3600.0)
+    for name in ("old", "new"):
+        hub.accept(
+            Event(None, Reading(source="s", sensor=name, ts=time.time(), values={"t_c": 1.0}))
+        )
+    hub.seen_at[("s", "old")] -= 7200
+    before = hub.snapshot()
+    assert hub.expire() == 1
+    assert set(hub.latest) == {("s", "new")}
+    assert b'"sensor":"old"' not in hub.snapshot()
+    assert hub.snapshot() is not before
+    back = Reading(source="s", sensor="old", ts=time.time(), values={"t_c": 3.0})
+    assert hub.accept(Event(None, back)) == 1

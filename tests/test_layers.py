@@ -55,3 +55,20 @@ def test_a_forbidden_import_fails_the_lint(
     assert done.returncode != 0
     assert "BROKEN" in done.stdout
     assert says in done.stdout
+
+
+def test_comments_cite_only_files_in_the_repository() -> None:
+    """Design notes outside the repository are not there for a reader: cite docs/ instead."""
+    files = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    outside = [
+        name
+        for name in files
+        if (ROOT / name).is_file()
+        and name != "tests/test_layers.py"
+        and "DESIGN.md" in (ROOT / name).read_text(errors="ignore")
+    ]
+    assert outside == [], (
+        f"cite docs/architecture.md (or docs/*.md) instead of DESIGN.md in {outside}"
+    )

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
+from sse_client import SSEStream
+from waiting import wait_for
 
 from devtools.stack import Stack
 from shared.bus import Bus
@@ -18,18 +19,7 @@ from shared.reading import Reading
 pytestmark = pytest.mark.slow
 
 
-def wait_for(check, timeout: float = 10.0, what: str = "condition"):
-    """Poll `check` until it returns something truthy, with a deadline."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise TimeoutError(f"{what} not met within {timeout}s")
-
-
-OPEN: list[RawStream] = []
+OPEN: list[SSEStream] = []
 
 
 @pytest.fixture(autouse=True)
@@ -40,36 +30,12 @@ def _close_streams() -> Iterator[None]:
         OPEN.pop().close()
 
 
-class RawStream:
-    """A bare SSE connection: what a browser sends, bytes as they arrive."""
-
-    def __init__(self, url: str, path: str = "/stream", headers: str = "") -> None:
-        host, port = url.removeprefix("http://").split(":")
-        self.sock = socket.create_connection((host, int(port)), timeout=10)
-        OPEN.append(self)
-        self.sock.sendall(
-            f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{headers}"
-            "Accept: text/event-stream\r\n\r\n".encode()
-        )
-        self.buffer = b""
-
-    def read_until(self, marker: bytes, timeout: float = 10.0) -> bytes:
-        """Everything received up to and including `marker`."""
-        deadline = time.monotonic() + timeout
-        while marker not in self.buffer:
-            self.sock.settimeout(max(deadline - time.monotonic(), 0.01))
-            try:
-                chunk = self.sock.recv(65536)
-            except TimeoutError:
-                raise TimeoutError(f"no {marker!r} in {self.buffer[-600:]!r}") from None
-            if not chunk:
-                raise ConnectionError("server closed the stream")
-            self.buffer += chunk
-        head, _, self.buffer = self.buffer.partition(marker)
-        return head + marker
-
-    def close(self) -> None:
-        self.sock.close()
+def open_stream(url: str, path: str = "/stream") -> SSEStream:
+    """A connected stream, closed after the test."""
+    stream = SSEStream(url, path)
+    OPEN.append(stream)
+    stream.connect()
+    return stream
 
 
 @pytest.fixture
@@ -102,50 +68,45 @@ def publish(redis_url: str, seq: int, sensor: str = "demo") -> str | None:
 
 def test_stream_opens_at_once_with_the_headers_a_proxy_needs(web) -> None:
     url, _ = web
-    stream = RawStream(url)
-    head = stream.read_until(b":connected\n\n", timeout=3)
-    assert b"HTTP/1.1 200" in head
-    assert b"Content-Type: text/event-stream" in head
-    assert b"Cache-Control: no-cache" in head
-    assert b"X-Accel-Buffering: no" in head
-    assert b"retry:2000" in head
-    assert stream.read_until(b":hb\n\n", timeout=3)  # heartbeat while idle
-    stream.close()
+    stream = open_stream(url)
+    response = stream.response
+    assert (response.status, response.version) == (200, 11)
+    assert response.getheader("Content-Type") == "text/event-stream; charset=utf-8"
+    assert response.getheader("Cache-Control") == "no-cache"
+    assert response.getheader("X-Accel-Buffering") == "no"
+    assert "retry:2000" in stream.read_until(":connected\n\n", timeout=3)
+    assert stream.read_until(":hb\n\n", timeout=3)  # heartbeat while idle
 
 
 def test_a_published_reading_reaches_a_connected_client(web, redis_url: str) -> None:
     url, _ = web
-    stream = RawStream(url)
-    stream.read_until(b":connected\n\n")
+    stream = open_stream(url)
+    stream.read_until(":connected\n\n")
     sent = time.monotonic()
     event_id = publish(redis_url, 1)
-    block = stream.read_until(f"id:{event_id}\n\n".encode())
+    data = stream.next_event()
     elapsed = time.monotonic() - sent
-    data = json.loads(block.split(b"data:")[-1].split(b"\n")[0])
+    assert stream.last_id == event_id
     assert data["seq"] == 1
     assert data["values"] == {"temperature_c": 20.1}
     assert elapsed < 2.0
-    stream.close()
 
 
 def test_filters_pick_sensors(web, redis_url: str) -> None:
     url, _ = web
-    stream = RawStream(url, "/stream?sensor=cpu")
-    stream.read_until(b":connected\n\n")
+    stream = open_stream(url, "/stream?sensor=cpu")
+    stream.read_until(":connected\n\n")
     publish(redis_url, 1, sensor="demo")
     cpu_id = publish(redis_url, 1, sensor="cpu")
-    block = stream.read_until(f"id:{cpu_id}\n\n".encode())
-    assert b'"sensor":"demo"' not in block
-    stream.close()
+    block = stream.read_until(f"id:{cpu_id}\n\n")
+    assert '"sensor":"demo"' not in block
 
 
 def test_bad_filter_is_a_400_naming_the_parameter(web) -> None:
     url, _ = web
-    stream = RawStream(url, "/stream?source=no%20spaces")
-    head = stream.read_until(b"}", timeout=5)
-    assert b"HTTP/1.1 400" in head
-    assert b"source" in head
-    stream.close()
+    response = open_stream(url, "/stream?source=no%20spaces").response
+    assert response.status == 400
+    assert "source" in json.loads(response.read())["error"]
 
 
 def metric(url: str, name: str) -> float:
@@ -160,9 +121,9 @@ def metric(url: str, name: str) -> float:
 
 def test_a_disconnected_client_is_released(web) -> None:
     url, _ = web
-    streams = [RawStream(url) for _ in range(5)]
+    streams = [open_stream(url) for _ in range(5)]
     for s in streams:
-        s.read_until(b":connected\n\n")
+        s.read_until(":connected\n\n")
     wait_for(lambda: metric(url, "clients") == 5, what="5 clients counted")
     for s in streams:
         s.close()
@@ -184,12 +145,12 @@ def test_many_clients_share_one_redis_connection(tmp_path: Path, redis_url: str)
     try:
         url = stack.start_web()
         before = len(client.client_list())
-        streams = [RawStream(url) for _ in range(200)]
+        streams = [open_stream(url) for _ in range(200)]
         for s in streams:
-            s.read_until(b":connected\n\n")
+            s.read_until(":connected\n\n")
         event_id = publish(redis_url, 7)
         for s in streams:
-            s.read_until(f"id:{event_id}\n\n".encode())
+            s.read_until(f"id:{event_id}\n\n")
         pubsub = [c for c in client.client_list() if int(c.get("sub", 0))]
         assert len(pubsub) == 1, pubsub
         # The subscription plus at most the worker's metrics/pool connection.
@@ -214,10 +175,9 @@ def test_stream_answers_200_while_redis_is_down(tmp_path: Path) -> None:
     )
     try:
         url = stack.start_web()
-        stream = RawStream(url)
-        head = stream.read_until(b":connected\n\n", timeout=5)
-        assert b"HTTP/1.1 200" in head
-        assert stream.read_until(b":hb\n\n", timeout=5)
-        stream.close()
+        stream = open_stream(url)
+        assert stream.response.status == 200
+        stream.read_until(":connected\n\n", timeout=5)
+        assert stream.read_until(":hb\n\n", timeout=5)
     finally:
         stack.stop_all()

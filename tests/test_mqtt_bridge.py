@@ -17,6 +17,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 import redis
+from waiting import wait_for
 
 from devtools.mosquitto import PASSWORD, USER, Mosquitto
 from devtools.redis_server import RedisServer, free_port
@@ -29,17 +30,6 @@ from tests.sse_client import SSEClient
 from tests.test_mqtt_decoders import ESPHOME_TEMP_CONFIG, TASMOTA_BME280, ZIGBEE_AQARA
 
 pytestmark = pytest.mark.slow
-
-
-def wait_for(check, timeout: float = 10.0, what: str = "condition"):
-    """Poll `check` until it returns something truthy, with a deadline."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise TimeoutError(f"{what} not met within {timeout}s")
 
 
 @pytest.fixture

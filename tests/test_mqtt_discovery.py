@@ -13,13 +13,14 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 import redis
+from waiting import wait_for
 
 from devtools.mosquitto import PASSWORD, USER, Mosquitto
 from devtools.stack import ROOT
 from producers.mqtt.discovery import config_payload, config_topic, entity_name
 from shared.bus import Bus
 from shared.reading import Reading
-from tests.test_mqtt_bridge import Publisher, bridge_log, broker, make_stack, wait_for
+from tests.test_mqtt_bridge import Publisher, bridge_log, broker, make_stack
 
 __all__ = ["broker"]  # the fixture, shared with the bridge tests
 

@@ -11,8 +11,6 @@ takes seconds; the ratio (heartbeat well under the timeout) is the same.
 
 from __future__ import annotations
 
-import http.client
-import json
 import signal
 import threading
 import time
@@ -23,6 +21,7 @@ from pathlib import Path
 import psutil
 import pytest
 from nginx_support import NGINX, DnsStub, Nginx, render_nginx
+from sse_client import SSEStream
 
 from devtools.redis_server import free_port
 from devtools.stack import Stack, wait_http
@@ -94,64 +93,6 @@ def proxy(redis_server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pr
             client.close()
 
 
-class SseClient:
-    """A minimal EventSource: reads events, remembers the last id, reconnects."""
-
-    def __init__(self, host: str, port: int, timeout: float = 10.0) -> None:
-        self.host, self.port, self.timeout = host, port, timeout
-        self.last_id: str | None = None
-        self.conn: http.client.HTTPConnection | None = None
-        self.response: http.client.HTTPResponse | None = None
-
-    def connect(self, headers: dict[str, str] | None = None) -> http.client.HTTPResponse:
-        """Open /stream, sending Last-Event-ID when there is one."""
-        self.close()
-        self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
-        sent = dict(headers or {})
-        if self.last_id is not None:
-            sent["Last-Event-ID"] = self.last_id
-        self.conn.request("GET", "/stream", headers=sent)
-        self.response = self.conn.getresponse()
-        assert self.response.status == 200, self.response.status
-        return self.response
-
-    def close(self) -> None:
-        """Drop the connection, if any."""
-        if self.conn is not None:
-            self.conn.close()
-        self.conn = self.response = None
-
-    def next_block(self) -> list[str]:
-        """The lines of the next SSE block (up to a blank line); [] at EOF."""
-        assert self.response is not None
-        lines: list[str] = []
-        while True:
-            try:
-                raw = self.response.readline()
-            except http.client.IncompleteRead:
-                raw = b""
-            if not raw:
-                return []
-            line = raw.decode().rstrip("\r\n")
-            if not line:
-                if lines:
-                    return lines
-                continue
-            lines.append(line)
-
-    def next_event(self) -> dict | None:
-        """The next `reading` event's data (heartbeats skipped); None at EOF."""
-        while True:
-            block = self.next_block()
-            if not block:
-                return None
-            fields = dict(line.split(":", 1) for line in block if not line.startswith(":"))
-            if "id" in fields:
-                self.last_id = fields["id"].strip()
-            if fields.get("event", "").strip() == "reading" and "data" in fields:
-                return json.loads(fields["data"])
-
-
 def reading(seq: int, sensor: str = "demo") -> Reading:
     """A reading of a test sensor, numbered."""
     return Reading(
@@ -161,8 +102,9 @@ def reading(seq: int, sensor: str = "demo") -> Reading:
 
 def test_events_arrive_without_waiting_in_a_buffer(proxy: Proxy) -> None:
     """Each event reaches the client through NPM's defaults within a moment."""
-    client = SseClient(proxy.host, proxy.port)
+    client = SSEStream(f"http://{proxy.host}:{proxy.port}")
     response = client.connect({"Accept-Encoding": "gzip"})
+    assert response.status == 200
     try:
         assert response.getheader("Content-Type", "").startswith("text/event-stream")
         assert response.getheader("Content-Encoding") is None, "gzip must not touch SSE"
@@ -192,8 +134,8 @@ def first_delay(proxy: Proxy, root: Path, seq: int, **render: str) -> float | No
     )
     with Nginx(conf) as nginx:
         nginx.wait_listening("127.0.0.1", port)
-        client = SseClient("127.0.0.1", port, timeout=2.0)
-        client.connect()
+        client = SSEStream(f"http://127.0.0.1:{port}", timeout=2.0)
+        assert client.connect().status == 200
         try:
             client.next_block()
             sent = time.monotonic()
@@ -221,8 +163,8 @@ def test_snippet_alone_keeps_events_flowing(proxy: Proxy, tmp_path: Path) -> Non
 
 def test_idle_stream_outlives_the_read_timeout(proxy: Proxy) -> None:
     """Heartbeats keep an idle stream open past nginx's read timeout, many times over."""
-    client = SseClient(proxy.host, proxy.port, timeout=READ_TIMEOUT * 2)
-    client.connect()
+    client = SSEStream(f"http://{proxy.host}:{proxy.port}", timeout=READ_TIMEOUT * 2)
+    assert client.connect().status == 200
     try:
         deadline = time.monotonic() + READ_TIMEOUT * 3
         heartbeats = 0
@@ -256,8 +198,8 @@ def test_without_heartbeats_nginx_would_cut_the_stream(tmp_path: Path, redis_ser
             start_replicas(stack, REPLICA_IPS[:1], web_port, HEARTBEAT_INTERVAL="20")
             with Nginx(conf) as nginx:
                 nginx.wait_listening("127.0.0.1", nginx_port)
-                client = SseClient("127.0.0.1", nginx_port, timeout=10)
-                client.connect()
+                client = SSEStream(f"http://127.0.0.1:{nginx_port}", timeout=10)
+                assert client.connect().status == 200
                 started = time.monotonic()
                 while client.next_block():
                     pass
@@ -285,8 +227,8 @@ def serving_replica(proxy: Proxy) -> str:
 
 def test_killed_replica_loses_no_event(proxy: Proxy) -> None:
     """SIGKILL the replica serving a client: it reconnects with Last-Event-ID, no gap."""
-    client = SseClient(proxy.host, proxy.port)
-    client.connect()
+    client = SSEStream(f"http://{proxy.host}:{proxy.port}")
+    assert client.connect().status == 200
     assert client.next_block()
     total, base = 200, 10_000
     received: list[int] = []
@@ -317,7 +259,7 @@ def test_killed_replica_loses_no_event(proxy: Proxy) -> None:
                 data = None
             if data is None:
                 reconnects += 1
-                client.connect()
+                assert client.connect().status == 200
                 continue
             if data["sensor"] == "kill":
                 received.append(data["seq"])

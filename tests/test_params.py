@@ -84,7 +84,7 @@ def test_times_refused(raw: str) -> None:
 def test_integers_refused(raw: str) -> None:
     """Only plain ASCII digits within the range."""
     with pytest.raises(params.BadParameter, match="'limit'"):
-        params.integer({"limit": raw}, "limit", 1000, 1, 10_000)
+        params.integer({"limit": raw}, "limit", params.Bounds(1000, 1, 10_000))
 
 
 @settings(max_examples=500, deadline=None)
@@ -94,7 +94,7 @@ def test_any_text_is_a_value_or_bad_parameter(args: dict[str, str]) -> None:
     for parse in (
         lambda: params.names(args, "source"),
         lambda: params.timestamp(args, "t", 0.0),
-        lambda: params.integer(args, "limit", 1, 1, 10_000),
+        lambda: params.integer(args, "limit", params.Bounds(1, 1, 10_000)),
     ):
         with contextlib.suppress(params.BadParameter):
             parse()

@@ -1,4 +1,4 @@
-"""The reading's wire format (DESIGN.md section 3): what is accepted, what is refused."""
+"""The reading's wire format (docs/architecture.md): what is accepted, what is refused."""
 
 from __future__ import annotations
 
@@ -123,3 +123,16 @@ def test_nan_can_never_be_written() -> None:
 )
 def test_unit_comes_from_the_suffix(metric: str, unit: str) -> None:
     assert unit_of(metric) == unit
+
+
+@pytest.mark.parametrize("doc", ["docs/architecture.md", "docs/security.md"])
+def test_the_docs_state_the_limits_the_code_enforces(doc: str) -> None:
+    from pathlib import Path
+
+    from shared.reading import MAX_MESSAGE_BYTES, MAX_METRICS, METRIC_RE, NAME_RE
+
+    text = (Path(__file__).resolve().parent.parent / doc).read_text()
+    assert NAME_RE.pattern in text
+    assert METRIC_RE.pattern in text
+    assert f"1-{MAX_METRICS} metrics" in text
+    assert f"{MAX_MESSAGE_BYTES:,} bytes" in text

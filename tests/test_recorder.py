@@ -8,6 +8,7 @@ import time
 
 import pytest
 import redis
+from waiting import wait_for
 
 from recorder.consumer import Recorder
 from shared import store
@@ -90,12 +91,7 @@ def test_stock_flask_sse_messages_reach_the_history(redis_client: redis.Redis, d
     data = reading(None, sensor="esp32").to_dict()
     redis_client.publish(bus.channel, json.dumps({"data": data, "type": "reading"}))
     redis_client.publish(bus.channel, b"garbage")
-    deadline = time.monotonic() + 5
-    stored = 0
-    while not stored and time.monotonic() < deadline:
-        time.sleep(0.05)
-        stored = recorder.store_messages(pubsub)
-    assert stored == 1
+    assert wait_for(lambda: recorder.store_messages(pubsub), 5, "the stock message") == 1
     [row] = store.query_readings(db, sensors=["esp32"], since=0, until=time.time() + 1, limit=9)
     assert row.seq is None
     pubsub.close()
@@ -131,11 +127,8 @@ def test_both_commands_run_the_recorder(module: str, redis_url: str, tmp_path) -
     proc = subprocess.Popen([sys.executable, "-m", module], env=env, stderr=subprocess.PIPE)
     try:
         Bus(redis.Redis.from_url(redis_url)).publish(reading(1))
-        deadline = time.monotonic() + 20
-        while not (path.exists() and _stored(path)):
-            assert proc.poll() is None, proc.stderr.read().decode()
-            assert time.monotonic() < deadline, "the recorder stored nothing"
-            time.sleep(0.1)
+        wait_for(lambda: proc.poll() is not None or _stored(path), 20, "the reading stored")
+        assert proc.poll() is None, proc.stderr.read().decode()
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0
@@ -143,6 +136,8 @@ def test_both_commands_run_the_recorder(module: str, redis_url: str, tmp_path) -
 
 
 def _stored(path) -> dict:
+    if not path.exists():
+        return {}
     conn = store.connect(path, readonly=True)
     try:
         return store.high_water(conn)

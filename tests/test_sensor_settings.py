@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 import sqlite3
 import time
 from pathlib import Path
@@ -202,9 +201,10 @@ def test_csv_display_flag_is_checked(client, seeded) -> None:
 
 
 def test_stored_units_show_the_dashboards_symbols() -> None:
-    """A sensor nobody edited shows °C and hPa exactly as format.js writes them."""
-    source = (Path(__file__).parent.parent / "web" / "static" / "js" / "format.js").read_text()
-    shown = dict(re.findall(r'^\s+(\w+): \["([^"]*)",', source, re.M))
+    """A sensor nobody edited shows °C and hPa exactly as the dashboard's unit table does."""
+    from shared.reading import UNITS
+
+    shown = {suffix: unit.symbol for suffix, unit in UNITS.items()}
     for suffix, choices in sensor_settings.CONVERSIONS.items():
         stored = choices[suffix]
         assert (stored.symbol, stored.scale, stored.offset) == (shown[suffix], 1.0, 0.0)

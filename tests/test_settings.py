@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
-from shared.settings import Settings, SettingsError
+from devtools import settings_doc
+from shared.settings import Settings, SettingsError, default_of, table
 
 
 def test_defaults_match_the_design() -> None:
@@ -66,3 +68,58 @@ def test_source_defaults_to_a_valid_host_name() -> None:
 def test_bad_values_name_the_setting(env: dict[str, str], name: str) -> None:
     with pytest.raises(SettingsError, match=name):
         Settings.from_env({"SOURCE": "host", **env})
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_every_row_has_a_variable_a_parser_and_a_sentence() -> None:
+    names = [row.metadata["env"] for row in table()]
+    assert len(names) == len(set(names))
+    for row in table():
+        assert re.fullmatch(r"[A-Z][A-Z0-9_]*", row.metadata["env"])
+        assert row.metadata["help"].endswith("."), row.metadata["env"]
+
+
+def test_the_documented_defaults_read_back_as_the_defaults() -> None:
+    """What docs/settings.md shows as a default is what the program uses."""
+    shown = {
+        row.metadata["env"]: row.metadata["parser"].show(default_of(row))
+        for row in table()
+        if not row.metadata["shown"]
+    }
+    assert Settings.from_env(shown) == Settings.from_env({"SOURCE": Settings.from_env({}).source})
+
+
+def test_docs_settings_is_generated_from_the_table() -> None:
+    committed = (ROOT / "docs" / "settings.md").read_text()
+    assert committed == settings_doc.render(), (
+        "docs/settings.md is stale: python -m devtools.settings_doc > docs/settings.md"
+    )
+
+
+def env_example() -> dict[str, str]:
+    """KEY=value lines of .env.example, and `#   KEY=value` examples in its comments."""
+    text = (ROOT / ".env.example").read_text()
+    return dict(re.findall(r"^#?\s*([A-Z][A-Z0-9_]*)=(\S*)", text, flags=re.M))
+
+
+def test_env_example_names_every_setting() -> None:
+    missing = {row.metadata["env"] for row in table()} - set(env_example())
+    assert missing == set(), f"add these to .env.example: {sorted(missing)}"
+
+
+def test_env_example_values_are_valid_settings() -> None:
+    text = (ROOT / ".env.example").read_text()
+    values = dict(re.findall(r"^([A-Z][A-Z0-9_]*)=(\S*)$", text, flags=re.M))
+    Settings.from_env(values)
+
+
+def test_env_example_names_only_settings_or_compose_variables() -> None:
+    compose = "".join(
+        path.read_text()
+        for path in [ROOT / "docker-compose.yml", *ROOT.glob("deploy/compose/*.yml")]
+    )
+    ours = {row.metadata["env"] for row in table()}
+    unknown = {n for n in env_example() if n not in ours and f"${{{n}" not in compose}
+    assert unknown == set(), f"neither a setting nor used by a compose file: {unknown}"

@@ -8,19 +8,17 @@ from gevent import monkey
 
 monkey.patch_all()
 
-import errno  # noqa: E402
 import logging  # noqa: E402
 import resource  # noqa: E402
 import sys  # noqa: E402
 from typing import Any  # noqa: E402
 
-from gevent._socket3 import socket as GeventSocket  # noqa: E402
 from gunicorn.app.base import BaseApplication  # noqa: E402
-from gunicorn.workers.ggevent import GeventWorker  # noqa: E402
 
 from shared.logs import startup  # noqa: E402
 from shared.settings import Settings  # noqa: E402
 from web import gunicorn_hooks  # noqa: E402
+from web.gunicorn_worker import SSEWorker  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -40,40 +38,6 @@ class WebServer(BaseApplication):
         from web import create_app
 
         return create_app()
-
-
-class _OneSendSocket(GeventSocket):
-    """A client socket whose sendall tries one plain send first."""
-
-    __slots__ = ()
-
-    def sendall(self, data: bytes, flags: int = 0) -> None:
-        """Send all of `data`; gevent's own loop only for what the buffer refused."""
-        # gevent's sendall asks the kernel for SO_SNDBUF on every call: a
-        # second syscall per SSE chunk (11% of a worker under fan-out load,
-        # py-spy), though a chunk nearly always fits the socket buffer.
-        try:
-            try:
-                sent = self._sock.send(data, flags)
-            except BlockingIOError:
-                sent = 0
-            if sent < len(data):
-                super().sendall(memoryview(data)[sent:], flags)
-        except TimeoutError as exc:
-            # TCP_USER_TIMEOUT cut a peer that stopped reading: an expected end
-            # of a stream, which gunicorn logs quietly as EPIPE, not as a
-            # "Socket error" traceback.
-            raise BrokenPipeError(errno.EPIPE, f"client stopped reading ({exc})") from None
-
-
-class SSEWorker(GeventWorker):
-    """gunicorn's gevent worker with one send syscall per SSE chunk."""
-
-    def handle(self, listener: Any, client: Any, addr: Any) -> None:
-        """Serve one connection on the cheaper socket class."""
-        if type(client) is GeventSocket:
-            client.__class__ = _OneSendSocket
-        super().handle(listener, client, addr)
 
 
 def options(settings: Settings) -> dict[str, Any]:

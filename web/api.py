@@ -18,7 +18,7 @@ import redis
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from shared import store
-from shared.reading import Reading, unit_of
+from shared.reading import UNITS, Reading, unit_of
 from web import db, params, sensor_settings, worker
 
 logger = logging.getLogger(__name__)
@@ -40,8 +40,10 @@ def sensors() -> Response:
             if key not in latest or live.ts >= latest[key].ts:
                 latest[key] = live
     errors = _sensor_errors()
-    entries = [_sensor_entry(r, errors.get(k)) for k, r in sorted(latest.items())]
-    return jsonify(sensors=sensor_settings.decorate(entries))
+    # Capped like the hub (MAX_SENSORS), so the answer has a bounded size.
+    shown = sorted(latest.items())[: current_app.config["SETTINGS"].max_sensors]
+    entries = [_sensor_entry(r, errors.get(k)) for k, r in shown]
+    return jsonify(sensors=sensor_settings.decorate(entries), units=UNITS_JSON)
 
 
 def _sensor_errors() -> dict[tuple[str, str], dict[str, object]]:
@@ -87,7 +89,7 @@ def _cursor() -> str | None:
 def readings() -> Response:
     """Raw readings, oldest first, a page at a time: pass `next` back as `cursor`."""
     sources, sensors, since, until = _filters()
-    limit = params.integer(request.args, "limit", 1000, 1, 10_000)
+    limit = params.integer(request.args, "limit", READINGS_LIMIT)
     cursor = _cursor()
 
     def page(conn: sqlite3.Connection) -> str:
@@ -115,7 +117,7 @@ def series() -> Response:
     sensor = params.required_name(request.args, "sensor")
     metric = params.metric(request.args)
     since, until = params.time_range(request.args, HOUR, params.MAX_TIME)
-    points = params.integer(request.args, "points", 300, 1, 5000)
+    points = params.integer(request.args, "points", SERIES_POINTS)
     buckets = db.read(
         lambda conn: store.series(
             conn,
@@ -137,6 +139,14 @@ def series() -> Response:
 
 TIERS = {"raw": 0, "1m": 1, "1h": 2}
 EXPORT_MAX_LIMIT = 999_999_999
+READINGS_LIMIT = params.Bounds(default=1000, low=1, high=10_000)
+SERIES_POINTS = params.Bounds(default=300, low=1, high=5000)
+EXPORT_LIMIT = params.Bounds(default=0, low=1, high=EXPORT_MAX_LIMIT)  # 0: all of the range
+# The unit table for the browser, in display order (its one source: shared/reading.py).
+UNITS_JSON = {
+    suffix: {"symbol": u.symbol, "digits": u.digits, "label": u.label}
+    for suffix, u in UNITS.items()
+}
 EXPORT_PAGE = 2000  # readings (or buckets) per read: one short query, one chunk of CSV
 RAW_HEADER = ["ts", "time_utc", "source", "sensor", "seq", "metric", "value"]
 ROLLUP_HEADER = ["t", "time_utc", "source", "sensor", "metric", "min", "avg", "max", "n"]
@@ -183,7 +193,7 @@ def export_csv() -> Response:
     if tier not in TIERS:
         raise params.BadParameter("tier", "must be raw, 1m or 1h")
     # Optional: at most this many readings (or buckets); by default the whole range.
-    limit = params.integer(request.args, "limit", 0, 1, EXPORT_MAX_LIMIT) or None
+    limit = params.integer(request.args, "limit", EXPORT_LIMIT) or None
     display = sensor_settings.wants_display(request.args)
     export = Export(TIERS[tier], sources, sensors, since, until, display)
     header = RAW_HEADER if tier == "raw" else ROLLUP_HEADER

@@ -27,11 +27,13 @@ from shared.bus import Bus, parse_message
 from shared.events import Event, stream_id_key
 from shared.marks import HighWater
 from shared.reading import ReadingError
-from web.sse import encode_event
+from web.sse import encode_event, encode_id
 
 logger = logging.getLogger(__name__)
 
 IdKey = tuple[int, int]
+# Seconds between sweeps for sensors gone quiet for longer than `expire_after`.
+EXPIRE_EVERY = 60.0
 # How far back the first subscription reads to continue the seeded readings.
 SEED_CATCH_UP_MS = 60_000
 # Seconds between asking Sentinel whether the master moved (Sentinel mode only).
@@ -65,6 +67,8 @@ class HubStats:
     backlog_max: int = 0  # most events one client had waiting, since the last push
     events_out: int = 0
     bytes_out: int = 0
+    sensors: int = 0  # live sensors (a gauge)
+    refused_sensors: int = 0  # readings refused: MAX_SENSORS were live already
     last_received: float = 0.0
 
 
@@ -83,8 +87,13 @@ class Hub:
         ring_size: int = RING_SIZE,
         seed: Callable[[], list[Event]] | None = None,
         heartbeat: float | None = None,
+        max_sensors: int = 1000,
+        expire_after: float = 0.0,
     ) -> None:
         self.redis = pubsub_client
+        # Bounded by design: 100,000 made-up sensor names must not grow every
+        # worker's memory and every new client's snapshot without limit.
+        self.max_sensors = max_sensors
         # With a heartbeat the hub wakes every client a few times per period
         # (one timer per worker); clients then wait without a gevent Timeout
         # of their own, which cost ~9% of a worker at one event per wake-up.
@@ -98,6 +107,13 @@ class Hub:
         self.last_key: IdKey | None = None
         self.last_id: str | None = None
         self.latest: dict[tuple[str, str], bytes] = {}
+        # When each live sensor was last seen; one unseen for `expire_after`
+        # seconds leaves the live state (0: never). History keeps it.
+        self.seen_at: dict[tuple[str, str], float] = {}
+        self.expire_after = expire_after
+        self._expired_at = 0.0
+        self.version = 0  # bumped whenever `latest` changes
+        self._snapshot: tuple[int, str | None, bytes] | None = None
         self._seqs = HighWater()  # marks rule 7
         self._seed_keys: list[IdKey] = []
         self._seed = seed
@@ -152,9 +168,10 @@ class Hub:
         if self._seed is None:
             return
         try:
-            for event in self._seed():
+            for event in self._seed()[: self.max_sensors]:
                 reading = event.reading
                 self.latest[reading.key] = reading.to_json().encode()
+                self.seen_at[reading.key] = min(reading.ts, time.time())
                 # Clients may take this as their snapshot before the first
                 # subscription: the catch-up must continue right after it.
                 if reading.seq is not None:
@@ -163,6 +180,7 @@ class Hub:
                     self._seed_keys.append(stream_id_key(event.id))
         except Exception:  # the history is a nicety here, never a reason to stop
             logger.exception("could not load the latest readings from the database")
+        self.stats.sensors = len(self.latest)
 
     def _listen(self) -> None:
         pubsub = self.redis.pubsub()
@@ -296,12 +314,26 @@ class Hub:
             # Consumed even if its seq repeats below: else _catch_up would
             # read the same re-sent entries forever.
             self.last_key, self.last_id = key, event.id
+        if reading.key not in self.latest and len(self.latest) >= self.max_sensors:
+            self.stats.refused_sensors += 1
+            if self.stats.refused_sensors & (self.stats.refused_sensors - 1) == 0:
+                logger.warning(
+                    "refused %s/%s: %d sensors are live already (MAX_SENSORS); %d refused so far",
+                    reading.source,
+                    reading.sensor,
+                    self.max_sensors,
+                    self.stats.refused_sensors,
+                )
+            return 0
         # A producer re-sending its outbox after Redis came back empty (marks rule 7).
         if reading.seq is not None and not self._seqs.advance(reading.key, reading.seq):
             self.stats.duplicates += 1
             return 0
         data = reading.to_json()
         self.latest[reading.key] = data.encode()
+        self.seen_at[reading.key] = time.time()
+        self.version += 1
+        self.stats.sensors = len(self.latest)
         self._append(
             Entry(
                 key,
@@ -328,6 +360,35 @@ class Hub:
         while not self.stopping:
             gevent.sleep(self.tick)
             self._notify()
+            if self.expire_after and time.monotonic() - self._expired_at > EXPIRE_EVERY:
+                self._expired_at = time.monotonic()
+                self.expire()
+
+    def expire(self, now: float | None = None) -> int:
+        """Forget sensors not seen for `expire_after` seconds; how many went."""
+        cutoff = (time.time() if now is None else now) - self.expire_after
+        gone = [key for key, seen in self.seen_at.items() if seen < cutoff]
+        for key in gone:
+            del self.seen_at[key]
+            self.latest.pop(key, None)
+            self._seqs.pop(key, None)
+        if gone:
+            self.version += 1
+            self.stats.sensors = len(self.latest)
+            logger.info(
+                "%d sensors unseen for %.0f s left the live state", len(gone), self.expire_after
+            )
+        return len(gone)
+
+    def snapshot(self) -> bytes:
+        """Every live sensor's latest reading and the position, as SSE: encoded once per change."""
+        cached = self._snapshot
+        if cached is None or cached[0] != self.version or cached[1] != self.last_id:
+            parts = [encode_event(data.decode()) for _, data in sorted(self.latest.items())]
+            if self.last_id is not None:
+                parts.append(encode_id(self.last_id))
+            cached = self._snapshot = (self.version, self.last_id, b"".join(parts))
+        return cached[2]
 
     def wait(self, cursor: int, timeout: float) -> bool:
         """Block until entries exist past `cursor` (True), or a tick or `timeout` passes."""

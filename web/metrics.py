@@ -36,6 +36,7 @@ COUNTERS = {
     "dropped_slow": "clients dropped for falling behind",
     "events_out": "events written to clients",
     "bytes_out": "bytes of events written to clients",
+    "refused_sensors": "readings refused because MAX_SENSORS sensors were live",
 }
 
 RECORDER = {
@@ -113,6 +114,12 @@ def render(
         "gauge",
         f"most events one client had queued in the last few seconds (the ring holds {RING_SIZE})",
         [("", max((w.get("backlog_max", 0) for w in workers), default=0))],
+    )
+    metric(
+        "sensors_live",
+        "gauge",
+        "most sensors one worker holds live (at most MAX_SENSORS)",
+        [("", max((w.get("sensors", 0) for w in workers), default=0))],
     )
     for name, help_ in COUNTERS.items():
         metric(f"{name}_total", "counter", help_, [("", sum(w.get(name, 0) for w in workers))])

@@ -11,16 +11,18 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify
 
+from shared.events import STREAM_ID_RE
+from shared.reading import MAX_METRICS, MAX_SEQ, MAX_TS, METRIC_RE, MIN_TS, NAME_RE
 from web import alerts, api, auth, params, sensor_settings
 
 bp = Blueprint("openapi", __name__, url_prefix="/api")
 
 JSON = "application/json"
-NAME = r"^[A-Za-z0-9._-]{1,64}$"
-_N = "[A-Za-z0-9._-]{1,64}"
+NAME = f"^{NAME_RE.pattern}$"
+_N = NAME_RE.pattern
 NAME_LIST = rf"^[ \t]*({_N}[ \t]*,[ \t]*){{0,{params.MAX_LIST - 1}}}{_N}[ \t]*$|^[ \t]*$"
-METRIC = r"^[a-z][a-z0-9_]{0,63}$"
-STREAM_ID = r"^[0-9]{1,16}(-[0-9]{1,16})?$"
+METRIC = f"^{METRIC_RE.pattern}$"
+STREAM_ID = f"^{STREAM_ID_RE.pattern}$"
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -61,8 +63,9 @@ def _time(name: str, default: str) -> dict[str, Any]:
     return _query(name, schema, text)
 
 
-def _integer(low: int, high: int) -> dict[str, Any]:
-    return {"anyOf": [{"type": "integer", "minimum": low, "maximum": high}, EMPTY]}
+def _integer(name: str, bounds: params.Bounds, text: str = "") -> dict[str, Any]:
+    schema = {"anyOf": [{"type": "integer", "minimum": bounds.low, "maximum": bounds.high}, EMPTY]}
+    return _query(name, schema, text or f"default {bounds.default}")
 
 
 def _names(name: str) -> dict[str, Any]:
@@ -82,7 +85,9 @@ def _filters() -> list[dict[str, Any]]:
 def _readings_params() -> list[dict[str, Any]]:
     return [
         *_filters(),
-        _query("limit", _integer(1, 10_000), "readings per page; default 1000"),
+        _integer(
+            "limit", api.READINGS_LIMIT, f"readings per page; default {api.READINGS_LIMIT.default}"
+        ),
         _query(
             "cursor",
             {"type": "string", "maxLength": 64},
@@ -99,7 +104,7 @@ def _export_params() -> list[dict[str, Any]]:
             {"type": "string", "enum": list(api.TIERS)},
             "raw (default): a row per value; 1m or 1h: a row per bucket of min/avg/max/n",
         ),
-        _query("limit", _integer(1, api.EXPORT_MAX_LIMIT), "at most this many; default: all"),
+        _integer("limit", api.EXPORT_LIMIT, "at most this many; default: all"),
     ]
 
 
@@ -111,7 +116,7 @@ def _series_params() -> list[dict[str, Any]]:
         _query("metric", {"type": "string", "pattern": METRIC}, "the metric", required=True),
         _time("since", "until - 1 h; any span (starts at the series' first data if before it)"),
         _time("until", "now"),
-        _query("points", _integer(1, 5000), "default 300"),
+        _integer("points", api.SERIES_POINTS),
     ]
 
 
@@ -258,12 +263,31 @@ def _schemas() -> dict[str, Any]:
         "properties": {
             "source": {"type": "string", "pattern": NAME},
             "sensor": {"type": "string", "pattern": NAME},
-            "ts": number,
-            "seq": {"type": "integer", "minimum": 0},
-            "values": {"type": "object", "additionalProperties": number, "minProperties": 1},
+            "ts": {"type": "number", "minimum": MIN_TS, "maximum": MAX_TS},
+            "seq": {"type": "integer", "minimum": 0, "maximum": MAX_SEQ},
+            "values": {
+                "type": "object",
+                "propertyNames": {"pattern": METRIC},
+                "additionalProperties": number,
+                "minProperties": 1,
+                "maxProperties": MAX_METRICS,
+            },
         },
     }
-    metric = {"type": "object", "required": ["last"], "properties": {"last": number}}
+    metric = {
+        "type": "object",
+        "required": ["last", "unit"],
+        "properties": {"last": number, "unit": {"type": "string"}},
+    }
+    unit = {
+        "type": "object",
+        "required": ["symbol", "digits", "label"],
+        "properties": {
+            "symbol": {"type": "string"},
+            "digits": {"type": "integer"},
+            "label": {"type": "string"},
+        },
+    }
     sensor = {
         "type": "object",
         "required": ["source", "sensor", "metrics", "last_seen", "last_error"],
@@ -298,7 +322,14 @@ def _schemas() -> dict[str, Any]:
                 },
             },
         },
-        "Sensors": _wrap("sensors", sensor),
+        "Sensors": {
+            **_wrap("sensors", sensor),
+            "required": ["sensors", "units"],
+            "properties": {
+                "sensors": {"type": "array", "items": sensor},
+                "units": {"type": "object", "additionalProperties": unit},
+            },
+        },
         "Alerts": alerts.openapi_schema(),
         "SensorSettings": sensor_settings.openapi_schema(),
         "Series": {
@@ -329,7 +360,7 @@ def spec(channel: str, protected: bool) -> dict[str, Any]:
         "info": {
             "title": "sensor-display",
             "version": "1",
-            "description": "Live sensor readings and their history (DESIGN.md section 4).",
+            "description": "Live sensor readings and their history (docs/architecture.md).",
         },
         "paths": _paths(channel),
         "components": {"schemas": _schemas()},

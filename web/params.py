@@ -6,6 +6,7 @@ import re
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from shared.reading import METRIC_RE, NAME_RE
 
@@ -17,6 +18,14 @@ ISO_RE = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
     r"([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}:[0-9]{2})?)?"
 )
+
+
+class Bounds(NamedTuple):
+    """An integer parameter's default and limits (validation and /api/openapi.json read these)."""
+
+    default: int
+    low: int
+    high: int
 
 
 class BadParameter(ValueError):
@@ -100,8 +109,9 @@ def _present(args: Mapping[str, str], name: str) -> str | None:
     return args[name]
 
 
-def integer(args: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+def integer(args: Mapping[str, str], name: str, bounds: Bounds) -> int:
     """A bounded integer."""
+    default, low, high = bounds
     raw = _present(args, name)
     if raw is None:
         return default

@@ -84,6 +84,8 @@ def stream_events(
 
 
 def _snapshot(hub: Hub, wanted: Filter) -> bytes:
+    if wanted.sources is None and wanted.sensors is None:
+        return hub.snapshot()  # shared by every unfiltered client
     parts = [
         encode_event(data.decode())
         for (source, sensor), data in sorted(hub.latest.items())

@@ -59,6 +59,8 @@ def _build_hub(app: Flask) -> Hub:
         app.extensions["bus"],
         seed=lambda: db.latest_events(path, settings.query_timeout),
         heartbeat=settings.heartbeat,
+        max_sensors=settings.max_sensors,
+        expire_after=settings.sensor_expiry_days * 86400,
     )
     # Its greenlets need a gevent-patched worker; in an unpatched process
     # (Flask's test client) they would block the thread.

@@ -17,10 +17,13 @@
 #
 # Every key the app uses is "<REDIS_CHANNEL>:<name>" (see shared/bus.py), so one
 # channel name scopes every user. `%R~` (Redis >= 7.0) makes a key read-only
-# for a user. The producer's publish script takes the recorder's marks as a
-# key, and Redis grants a script's keys only with read and write access, so
-# the producer holds write access to them too: its limit is the four keys and
-# the commands below, not read-only marks.
+# for a user. The producer runs the publish script (EVALSHA) but cannot load or write
+# scripts of its own (no EVAL, no SCRIPT LOAD: the recorder loads it), cannot
+# read the stream (no XRANGE/XREAD), cannot touch other clients (no CLIENT
+# KILL/PAUSE) and only reads the recorded marks. Redis checks a script's
+# commands against the caller's ACL, so XADD and HSET stay granted: a stolen
+# producer password can still trim the stream or move published marks
+# (docs/security.md, "Threat model").
 set -eu
 
 : "${REDIS_PASSWORD:?set REDIS_PASSWORD (see .env.example)}"
@@ -57,7 +60,7 @@ done
 [ -n "${REDIS_ANNOUNCE_HOST:-}" ] && set -- --replica-announce-ip "$REDIS_ANNOUNCE_HOST" "$@"
 
 # AOF persistence (fsync every second) keeps the stream and the delivery marks
-# over a restart; losing them anyway loses no reading (DESIGN.md section 3), it
+# over a restart; losing them anyway loses no reading (docs/architecture.md, "Exactly once"), it
 # only makes producers re-send from their outboxes.
 exec redis-server \
   --port "${REDIS_PORT:-6379}" \
@@ -66,10 +69,10 @@ exec redis-server \
   --appendfsync everysec \
   --user default on ">${REDIS_PASSWORD}" '~*' '&*' '+@all' \
   --user producer on ">${REDIS_PRODUCER_PASSWORD}" resetchannels "&${ch}" \
-    "~${ch}:stream" "~${ch}:published" "~${ch}:recorded" "~${ch}:errors" \
-    -@all +@connection +evalsha +eval '+script|load' '+script|exists' \
-    +time +xadd +publish +hget +hset +hdel +hgetall +xrange +xrevrange \
-    +subscribe +unsubscribe \
+    "~${ch}:stream" "~${ch}:published" "%R~${ch}:recorded" "~${ch}:errors" \
+    -@all +hello +auth +ping +select +reset '+client|setname' '+client|id' \
+    +evalsha '+script|exists' \
+    +time +xadd +publish +hget +hset +hdel +hgetall +subscribe +unsubscribe \
   --user web on ">${REDIS_WEB_PASSWORD}" resetchannels "&${ch}" "%R~${ch}:*" \
     "%RW~${ch}:metrics:*" "%RW~${ch}:auth:*" \
     -@all +@connection +@read -@dangerous +subscribe +unsubscribe \

@@ -16,7 +16,7 @@ class Driver(ABC):
     """One sensor. `probe()` once at start, `read()` every tick.
 
     `read()` returns metric name -> value, names with a unit suffix
-    (DESIGN.md section 3), and raises SensorError on failure; it never
+    (docs/architecture.md, "Wire format"), and raises SensorError on failure; it never
     returns NaN or a physically impossible value.
     """
 
@@ -33,6 +33,3 @@ class Driver(ABC):
     @abstractmethod
     def read(self) -> dict[str, float]:
         """One sample: metric name -> finite value."""
-
-    def close(self) -> None:  # noqa: B027 - optional
-        """Release the handle."""

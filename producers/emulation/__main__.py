@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from producers.emulation.commands import write_sensors, write_vcgencmd
+from producers.emulation.commands import write_vcgencmd
 from producers.emulation.sysfs import build_pi_tree, build_x300_tree
 
 
@@ -20,7 +20,6 @@ def build_host(kind: str, directory: Path) -> str:
         sensors = "pi_cpu,hwmon"
     else:
         build_x300_tree(sysfs)
-        write_sensors(bin_dir / "sensors")
         sensors = "hwmon"
     return f'SYSFS_ROOT={sysfs} PATH="{bin_dir}:$PATH" SENSORS={sensors} python -m producers --once'
 

@@ -1,4 +1,4 @@
-"""`python -m producers.mqtt`: the MQTT bridge (DESIGN.md section 9).
+"""`python -m producers.mqtt`: the MQTT bridge (docs/mqtt.md).
 
 `python -m producers.mqtt forget SOURCE/SENSOR` removes a sensor from Home
 Assistant (publishes its empty discovery configs) and exits.

@@ -1,4 +1,4 @@
-"""Pure decoders: one MQTT message of a firmware becomes readings (DESIGN.md section 9).
+"""Pure decoders: one MQTT message of a firmware becomes readings (docs/mqtt.md).
 
 Each firmware is a function and a table of the fields it knows. A field
 with no known unit is reported in `Decoded.unknown`, never guessed; a
@@ -354,7 +354,7 @@ def _expand(config: dict[str, object]) -> dict[str, object]:
 
 
 def decode_readings(route: Route, topic: str, payload: bytes, ctx: Context) -> Decoded:
-    """Our own wire format (DESIGN.md section 3): one reading or an array of them."""
+    """Our own wire format (docs/architecture.md): one reading or an array of them."""
     obj = load_json(payload)
     items = obj if isinstance(obj, list) else [obj]
     if len(items) > MAX_READINGS:

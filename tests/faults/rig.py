@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sse_client import Received, SSEClient
+from waiting import wait_for
 
 from devtools.redis_server import RedisServer, free_port
 from devtools.stack import ROOT, Stack, wait_http
@@ -40,16 +41,6 @@ ENV = {
     "SENSORS": SENSOR,
     "LOG_LEVEL": "INFO",
 }
-
-
-def wait_for(check: Callable[[], bool], timeout: float, what: str, step: float = 0.1) -> float:
-    """Poll `check` until true; the seconds it took, or AssertionError naming `what`."""
-    start = time.monotonic()
-    while not check():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(step)
-    return time.monotonic() - start
 
 
 class LoggedStack(Stack):

@@ -1,4 +1,4 @@
-// The HTTP side of the contract (DESIGN.md section 4): the sensor list and one
+// The HTTP side (docs/architecture.md, "HTTP interface"): the sensor list and one
 // downsampled metric. Everything else arrives on the stream.
 
 /** The range selector's choices: how far back each reaches, in seconds (all: to the first data). */
@@ -13,8 +13,8 @@ export const RANGES = {
   all: Infinity, // since=0: the server starts each series at its first data
 };
 
-async function getJSON(url, signal) {
-  const response = await fetch(url, { signal, headers: { Accept: "application/json" } });
+async function getJSON(url) {
+  const response = await fetch(url, { headers: { Accept: "application/json" } });
   if (!response.ok) {
     let reason = `HTTP ${response.status}`;
     try {
@@ -27,14 +27,17 @@ async function getJSON(url, signal) {
   return response.json();
 }
 
-/** Every known sensor: [{source, sensor, metrics: {name: {last, unit?}}, last_seen, last_error}]. */
-export async function fetchSensors(signal) {
-  const body = await getJSON("api/sensors", signal);
-  return Array.isArray(body.sensors) ? body.sensors : [];
+/**
+ * Every known sensor, and the unit table:
+ * {sensors: [{source, sensor, metrics: {name: {last, unit}}, last_seen, last_error}], units}.
+ */
+export async function fetchSensors() {
+  const body = await getJSON("api/sensors");
+  return { sensors: Array.isArray(body.sensors) ? body.sensors : [], units: body.units };
 }
 
 /** One metric's buckets [{t, min, avg, max, n}] between two Unix times. */
-export async function fetchSeries({ source, sensor, metric, since, until, points }, signal) {
+export async function fetchSeries({ source, sensor, metric, since, until, points }) {
   const query = new URLSearchParams({
     source,
     sensor,
@@ -43,7 +46,7 @@ export async function fetchSeries({ source, sensor, metric, since, until, points
     until: String(Math.ceil(until)),
     points: String(points),
   });
-  const body = await getJSON(`api/series?${query}`, signal);
+  const body = await getJSON(`api/series?${query}`);
   return Array.isArray(body.buckets) ? body.buckets : [];
 }
 

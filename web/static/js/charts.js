@@ -8,6 +8,8 @@ import { theme } from "./theme.js";
 
 // Live mode keeps at most this many points per metric, whatever the rate.
 const LIVE_MAX_POINTS = 2000;
+// The shortest silence (ms) drawn as a gap in a line.
+const MIN_GAP_MS = 5000;
 
 const TIME_FORMATS = {
   millisecond: "HH:mm:ss.SSS",
@@ -20,17 +22,6 @@ const TIME_FORMATS = {
   quarter: "MMM yyyy",
   year: "yyyy",
 };
-
-/** A {x, y: null} between two points further apart than `gap`, so the line breaks there. */
-function withGaps(points, gap) {
-  const out = [];
-  for (const point of points) {
-    const previous = out[out.length - 1];
-    if (previous && point.x - previous.x > gap) out.push({ x: (point.x + previous.x) / 2, y: null });
-    out.push(point);
-  }
-  return out;
-}
 
 /**
  * The value axis; an on/off metric gets a fixed 0..1 axis labelled off/on.
@@ -66,6 +57,7 @@ export class SensorCharts {
     this.range = "live";
     this.window = { since: 0, until: 0 };
     this.liveGap = Infinity;
+    this.historyGap = MIN_GAP_MS;
     this.draws = 0;
     // Charts scrolled out of view are not drawn; they catch up when they come back.
     this.observer =
@@ -89,6 +81,7 @@ export class SensorCharts {
     unitChart.chart.data.datasets.push(max, min, avg);
     unitChart.metrics.push(metric);
     this.metrics.set(metric, { unit, color, avg, max, min });
+    this.applyGaps();
     this.applyColors(unitChart);
     const several = unitChart.metrics.length > 1;
     unitChart.chart.options.plugins.legend.display = several;
@@ -125,7 +118,6 @@ export class SensorCharts {
         responsive: true,
         maintainAspectRatio: false,
         normalized: true,
-        spanGaps: false,
         interaction: { mode: "nearest", axis: "x", intersect: false },
         scales: {
           x: {
@@ -150,7 +142,7 @@ export class SensorCharts {
             onClick: (event, item, legend) => this.toggleMetric(legend.chart, item.datasetIndex),
           },
           tooltip: {
-            filter: (item) => item.dataset.role === "avg" && item.raw.y !== null,
+            filter: (item) => item.dataset.role === "avg",
             callbacks: { label: (item) => this.tooltipLabel(unit, item, display) },
           },
           decimation: { enabled: true, algorithm: "min-max" },
@@ -210,7 +202,7 @@ export class SensorCharts {
    * In the live range the band is left out: 15 minutes of raw points need none.
    */
   setHistory(range, since, until, bucketsByMetric, bucketSeconds) {
-    const gap = Math.max(bucketSeconds * 2.5, 5) * 1000;
+    this.historyGap = Math.max(bucketSeconds * 2500, MIN_GAP_MS);
     for (const [metric, buckets] of bucketsByMetric) {
       const entry = this.metrics.get(metric);
       if (!entry) continue;
@@ -218,15 +210,16 @@ export class SensorCharts {
       if (range === "live") {
         // Readings that arrived while the backfill was in flight stay, after it.
         const end = avg.length ? avg[avg.length - 1].x : -Infinity;
-        const keep = this.range === "live" ? entry.avg.data.filter((p) => p.x > end && p.y !== null) : [];
+        const keep = this.range === "live" ? entry.avg.data.filter((p) => p.x > end) : [];
         avg.push(...keep);
       }
-      entry.avg.data = withGaps(avg, gap);
+      entry.avg.data = avg;
       const band = range !== "live";
-      entry.max.data = band ? withGaps(buckets.map((b) => ({ x: b.t * 1000, y: b.max })), gap) : [];
-      entry.min.data = band ? withGaps(buckets.map((b) => ({ x: b.t * 1000, y: b.min })), gap) : [];
+      entry.max.data = band ? buckets.map((b) => ({ x: b.t * 1000, y: b.max })) : [];
+      entry.min.data = band ? buckets.map((b) => ({ x: b.t * 1000, y: b.min })) : [];
     }
     this.range = range;
+    this.applyGaps();
     this.setWindow(since, until);
     this.state = "ready";
     for (const unitChart of this.units.values()) this.schedule(unitChart);
@@ -248,7 +241,17 @@ export class SensorCharts {
 
   /** The live view's expected spacing between readings; a longer silence is drawn as a gap. */
   setLiveInterval(seconds) {
-    this.liveGap = Math.max(5, seconds * 4) * 1000;
+    this.liveGap = Math.max(MIN_GAP_MS, seconds * 4000);
+    this.applyGaps();
+  }
+
+  /** Lines bridge silences up to the expected spacing; longer ones break (Chart.js spanGaps). */
+  applyGaps() {
+    const live = this.range === "live" && Number.isFinite(this.liveGap);
+    const span = live ? Math.max(this.historyGap, this.liveGap) : this.historyGap;
+    for (const entry of this.metrics.values()) {
+      entry.avg.spanGaps = entry.max.spanGaps = entry.min.spanGaps = span;
+    }
   }
 
   /** Append one reading to the live view and slide its window. Ignored in other ranges. */
@@ -262,7 +265,6 @@ export class SensorCharts {
       const last = data[data.length - 1];
       // The stream replays the latest reading on every connect: draw each once.
       if (last && x <= last.x) continue;
-      if (last && x - last.x > this.liveGap) data.push({ x: (x + last.x) / 2, y: null });
       data.push({ x, y });
       const oldest = x - windowSeconds * 1000;
       while (data.length && (data[0].x < oldest || data.length > LIVE_MAX_POINTS)) data.shift();
@@ -315,7 +317,7 @@ export class SensorCharts {
   markDrawn() {
     let points = 0;
     for (const entry of this.metrics.values()) {
-      for (const point of entry.avg.data) if (point.y !== null) points += 1;
+      points += entry.avg.data.length;
     }
     this.draws += 1;
     this.container.dataset.range = this.range;

@@ -7,7 +7,7 @@
 //   ?shift=off         no slow pixel shift (it is on by default, against burn-in)
 //   ?source=, ?sensor= only these (comma lists), as on the dashboard
 import { fetchSensors } from "./api.js";
-import { formatShown, metricLabel, shownSuffix, unitOf, unitRank } from "./format.js";
+import { formatShown, metricLabel, setUnits, shownSuffix, unitOf, unitRank } from "./format.js";
 import { Freshness } from "./freshness.js";
 import { pace, soon } from "./pace.js";
 import { registerShell, unreachableLabel } from "./pwa.js";
@@ -63,7 +63,7 @@ class Sensor {
   tile(metric, unit) {
     let tile = this.tiles.get(metric);
     if (tile) return tile;
-    const resolved = unitOf(metric) || unit || "";
+    const resolved = unit || unitOf(metric);
     const display = this.displays[metric];
     const el = template.content.firstElementChild.cloneNode(true);
     el.dataset.tile = `${this.key}/${metric}`;
@@ -175,8 +175,9 @@ function layout() {
   tilesEl.style.setProperty("--rows", String(best.rows));
 }
 
-function applySnapshot(list) {
-  for (const item of list) {
+function applySnapshot({ sensors, units }) {
+  setUnits(units);
+  for (const item of sensors) {
     if (!item || typeof item.source !== "string" || typeof item.sensor !== "string") continue;
     if (!wanted(item.source, item.sensor)) continue;
     noteSettings(item);

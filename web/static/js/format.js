@@ -1,41 +1,20 @@
-// Units and number formatting. A metric's unit is its name's suffix
-// (DESIGN.md section 3); this table says how a person wants to read each one.
+// Units and number formatting. A metric's unit is its name's suffix; how a
+// person reads each unit comes from /api/sensors (`units`), whose one source
+// is the table in shared/reading.py (docs/architecture.md, "Data path").
 
-/** suffix -> [symbol shown after the value, fraction digits, label of a chart axis] */
-const UNITS = {
-  c: ["°C", 1, "Temperature"],
-  f: ["°F", 1, "Temperature"],
-  k: ["K", 1, "Temperature"],
-  pct: ["%", 1, "Percent"],
-  hpa: ["hPa", 1, "Pressure"],
-  pa: ["Pa", 0, "Pressure"],
-  rpm: ["rpm", 0, "Fan speed"],
-  w: ["W", 1, "Power"],
-  mw: ["mW", 0, "Power"],
-  v: ["V", 3, "Voltage"],
-  mv: ["mV", 0, "Voltage"],
-  a: ["A", 2, "Current"],
-  ma: ["mA", 0, "Current"],
-  hz: ["Hz", 0, "Frequency"],
-  mhz: ["MHz", 0, "Frequency"],
-  bool: ["", 0, "State"],
-  count: ["", 0, "Count"],
-  s: ["s", 1, "Duration"],
-  ms: ["ms", 0, "Duration"],
-  bytes: ["B", 0, "Bytes"],
-  lux: ["lx", 0, "Illuminance"],
-  ppm: ["ppm", 0, "Concentration"],
-  ppb: ["ppb", 0, "Concentration"],
-  db: ["dB", 1, "Level"],
-  j: ["J", 1, "Energy"],
-  kwh: ["kWh", 2, "Energy"],
-  m: ["m", 2, "Distance"],
-  mm: ["mm", 0, "Distance"],
-  ugm3: ["µg/m³", 0, "Particulates"],
-  idx: ["", 0, "Index"],
-};
-// Longest first, so "_mhz" wins over "_hz" and "_mw" over "_w".
-const SUFFIXES = Object.keys(UNITS).sort((a, b) => b.length - a.length);
+/** suffix -> {symbol shown after the value, digits after the point, label of a chart axis} */
+let UNITS = {};
+let SUFFIXES = [];
+let RANK = {};
+
+/** Take the server's unit table (display order); the first answer of /api/sensors brings it. */
+export function setUnits(table) {
+  if (!table || typeof table !== "object") return;
+  UNITS = table;
+  // Longest first, so "_mhz" wins over "_hz" and "_mw" over "_w".
+  SUFFIXES = Object.keys(UNITS).sort((a, b) => b.length - a.length);
+  RANK = Object.fromEntries(Object.keys(UNITS).map((unit, i) => [unit, i]));
+}
 
 /** The unit suffix of a metric name ("temperature_c" -> "c"), or "" when it has none. */
 export function unitOf(metric) {
@@ -45,21 +24,19 @@ export function unitOf(metric) {
   return "";
 }
 
-const RANK = Object.fromEntries(Object.keys(UNITS).map((unit, i) => [unit, i]));
-
 /** Where a unit sorts on the page: temperatures first, then humidity, pressure, fans, power... */
 export function unitRank(unit) {
-  return RANK[unit] ?? Object.keys(UNITS).length;
+  return RANK[unit] ?? SUFFIXES.length;
 }
 
 /** The symbol printed after a value of this unit ("°C"); empty for on/off and counts. */
 export function unitSymbol(unit) {
-  return UNITS[unit]?.[0] ?? unit;
+  return UNITS[unit]?.symbol ?? unit;
 }
 
 /** What a chart of this unit shows, for its caption ("Temperature"). */
 export function unitLabel(unit) {
-  return UNITS[unit]?.[2] ?? unit.toUpperCase();
+  return UNITS[unit]?.label ?? unit.toUpperCase();
 }
 
 /** "temperature_c" -> "Temperature", "fan2_rpm" -> "Fan 2", "cpu_temp_c" -> "CPU temp". */
@@ -95,7 +72,7 @@ export function formatValue(unit, value, decimals) {
   if (unit === "bool") return value ? "on" : "off";
   if (unit === "bytes") return formatBytes(value);
   if (Number.isInteger(decimals)) return numberFormat(decimals).format(value);
-  let digits = UNITS[unit]?.[1] ?? 2;
+  let digits = UNITS[unit]?.digits ?? 2;
   // A tiny non-zero value (0.004 W) would print as 0.0: give it the digits to show.
   if (value !== 0 && Math.abs(value) < 0.5 * 10 ** -digits) digits += 2;
   return numberFormat(digits).format(value);

@@ -1,9 +1,10 @@
 // The dashboard: a snapshot from /api/sensors, history from /api/series, then
-// live readings from one EventSource (DESIGN.md section 6).
+// live readings from one EventSource (docs/architecture.md, "Data path").
 /* global Chart */
 import { Alerts } from "./alerts.js";
 import { exportUrl, fetchSensors, fetchSeries, RANGES } from "./api.js";
 import { showConnection } from "./connection.js";
+import { setUnits } from "./format.js";
 import { registerShell } from "./pwa.js";
 import { SettingsEditor } from "./settings.js";
 import { LiveStream } from "./stream.js";
@@ -102,10 +103,11 @@ function noteSettings(item) {
   if (known && known.signature !== signature) dropView(key);
 }
 
-/** Merge a /api/sensors answer into the page. */
-function applySnapshot(list) {
+/** Merge a /api/sensors answer (the sensors and the unit table) into the page. */
+function applySnapshot({ sensors, units }) {
+  setUnits(units);
   const created = [];
-  for (const item of list) {
+  for (const item of sensors) {
     if (!item || typeof item.source !== "string" || typeof item.sensor !== "string") continue;
     if (!wanted(item.source, item.sensor)) continue;
     noteSettings(item);

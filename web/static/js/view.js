@@ -48,7 +48,7 @@ export class SensorView {
    */
   addMetric(metric, unit, display) {
     if (this.metrics.has(metric)) return false;
-    const resolved = unitOf(metric) || unit || "";
+    const resolved = unit || unitOf(metric);
     const color = this.metrics.size % PALETTE_SIZE;
     const card = clone("tpl-card");
     card.dataset.card = `${this.key}/${metric}`;
