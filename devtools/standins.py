@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from devtools import docker
@@ -161,13 +162,16 @@ def ensure(platform: str) -> dict[str, float]:
 
 
 def main(argv: list[str]) -> int:
-    """Build the stand-ins for the platforms named; print what they are."""
+    """Build the stand-ins for the platforms named, side by side; print what they are."""
     parser = argparse.ArgumentParser(prog="python -m devtools.standins", description=__doc__)
     parser.add_argument("platforms", nargs="*", default=[BUILD_PLATFORM], choices=PLATFORMS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    for platform in args.platforms:
-        for step, seconds in ensure(platform).items():
+    # Emulated package installs use one core each: the platforms build in parallel.
+    with ThreadPoolExecutor(max_workers=len(args.platforms)) as pool:
+        timings = dict(zip(args.platforms, pool.map(ensure, args.platforms), strict=True))
+    for platform, steps in timings.items():
+        for step, seconds in steps.items():
             logger.info("%s %s: %.0f s", platform, step, seconds)
         for variable, image in base_images(platform).items():
             logger.info("%s %s=%s", platform, variable, image)

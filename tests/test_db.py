@@ -205,9 +205,9 @@ def test_streams_never_pause_while_worst_queries_run(
 ) -> None:
     """200 streams, 8 worst-case history requests at once: no stream silent > 250 ms.
 
-    On a host so loaded that the streams pause longer with no query at all,
-    the limit is 1.5 times that idle pause instead; a query on the hub stalls
-    its worker for seconds, far beyond either.
+    On a host so loaded that the streams pause longer with no query at all
+    (measured before and after), the limit is twice that idle pause instead;
+    a query on the hub stalls its worker for seconds, far beyond either.
     """
     stack = Stack.create(
         tmp_path,
@@ -251,9 +251,13 @@ def test_streams_never_pause_while_worst_queries_run(
         results = [proc.communicate(timeout=100)[0].split() for proc in requests]
         time.sleep(0.5)
         pause = streams.max_pause()
+        # And once more after: a shared host's load changes over a minute.
+        streams.measure()
+        time.sleep(3.0)
+        baseline = max(baseline, streams.max_pause())
         assert all(status == "200" for status, _ in results), results
         assert streams.closed == 0, "a stream was closed"
-        limit = max(MAX_PAUSE, 1.5 * baseline)
+        limit = max(MAX_PAUSE, 2 * baseline)
         assert pause <= limit, (
             f"a stream paused {pause:.3f} s (idle baseline {baseline:.3f} s); queries: {results}"
         )

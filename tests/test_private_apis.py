@@ -1,4 +1,4 @@
-"""Guards on the two library internals we lean on (docs/architecture.md, "Private APIs").
+"""Guards on the library internals we lean on (docs/architecture.md, "Private APIs").
 
 Each was checked against one version; an upgrade fails here first, with a
 sentence saying what to re-check before moving the pin.
@@ -6,11 +6,13 @@ sentence saying what to re-check before moving the pin.
 
 from __future__ import annotations
 
+import _socket
 import importlib.metadata
 import socket
 import threading
 
 import gevent
+import gunicorn
 from gevent._socket3 import socket as GeventSocket
 from werkzeug.wrappers import Response
 
@@ -19,6 +21,7 @@ from web.stream import StreamResponse
 
 GEVENT_CHECKED = "26.9.0"
 WERKZEUG_CHECKED = "3.1.9"
+GUNICORN_CHECKED = "27.0.1"
 
 
 def test_gevent_is_the_version_the_socket_class_swap_was_checked_against() -> None:
@@ -82,3 +85,24 @@ def test_stream_response_hands_over_its_own_generator() -> None:
     assert started == ["200 OK"]
     response.call_on_close(lambda: None)  # a close callback: werkzeug's own path again
     assert response(environ, lambda status, headers: None) is not body
+
+
+def test_gunicorn_is_the_version_the_hub_frames_chunks_for() -> None:
+    assert gunicorn.__version__ == GUNICORN_CHECKED, (
+        f"gunicorn is {gunicorn.__version__}, but the hub writes to its clients' sockets"
+        f" itself (web/push.py) as checked on {GUNICORN_CHECKED}: re-check that"
+        " environ['gunicorn.socket'] is still the client's gevent socket, that"
+        " Response.is_chunked still chunks exactly HTTP/1.1+ responses without a length"
+        " (web/stream.py _client_socket), and that Response.close still ends a chunked"
+        " body; then set GUNICORN_CHECKED"
+    )
+
+
+def test_gevent_keeps_the_os_socket_under_its_own() -> None:
+    sock = GeventSocket()
+    try:
+        # web/stream.py _client_socket hands this one to the hub for non-blocking sends.
+        assert isinstance(sock._sock, _socket.socket)
+        assert sock._sock.gettimeout() == 0.0
+    finally:
+        sock.close()

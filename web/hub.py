@@ -27,6 +27,7 @@ from shared.bus import Bus, parse_message
 from shared.events import Event, stream_id_key
 from shared.marks import HighWater
 from shared.reading import ReadingError
+from web.push import Overrun, Pusher
 from web.sse import encode_event, encode_id
 
 logger = logging.getLogger(__name__)
@@ -72,10 +73,6 @@ class HubStats:
     last_received: float = 0.0
 
 
-class Overrun(Exception):
-    """The client's cursor fell off the ring's tail: it was too slow."""
-
-
 class Hub:
     """Owns the worker's one subscription and the ring of encoded events."""
 
@@ -99,6 +96,8 @@ class Hub:
         # of their own, which cost ~9% of a worker at one event per wake-up.
         self.tick = heartbeat / 4 if heartbeat else 0.0
         self._ticking = False
+        # Clients the hub writes to itself (docs/architecture.md, "Fan-out").
+        self.push = Pusher(self.tick)
         self.bus = bus
         self.size = ring_size
         self._ring: list[Entry | None] = [None] * ring_size
@@ -351,6 +350,13 @@ class Hub:
         self.head += 1
 
     def _notify(self) -> None:
+        self._wake_waiters()
+        if self.stopping:
+            self.push.wake_all()
+        else:
+            self.push.deliver()
+
+    def _wake_waiters(self) -> None:
         wake, self._wake = self._wake, gevent.event.Event()
         wake.set()
 
@@ -359,10 +365,16 @@ class Hub:
     def _ticker(self) -> None:
         while not self.stopping:
             gevent.sleep(self.tick)
-            self._notify()
+            self._wake_waiters()
+            self.push.heartbeats()
             if self.expire_after and time.monotonic() - self._expired_at > EXPIRE_EVERY:
                 self._expired_at = time.monotonic()
                 self.expire()
+
+    @property
+    def ticking(self) -> bool:
+        """True once the heartbeat ticker runs (direct writes need it for heartbeats)."""
+        return self._ticking
 
     def expire(self, now: float | None = None) -> int:
         """Forget sensors not seen for `expire_after` seconds; how many went."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import _socket  # the unpatched socket type: gevent replaces socket.socket
 import json
 import logging
 import random
@@ -22,6 +23,7 @@ from web import db, params, stream_caps, worker
 from web.db import HistoryUnavailable
 from web.hub import Hub, IdKey, Overrun
 from web.peers import request_client
+from web.push import Writer
 from web.sse import encode_comment, encode_event, encode_id, encode_retry
 from web.stream_caps import StreamCaps
 
@@ -64,8 +66,13 @@ def stream_events(
     *,
     heartbeat: float,
     history: History | None,
+    sock: Socket | None = None,
 ) -> Iterator[bytes]:
-    """The whole response body of one client, as chunks of SSE bytes."""
+    """The whole response body of one client, as chunks of SSE bytes.
+
+    With `sock` (under gunicorn's gevent worker), the live part is written
+    to it by the hub (`web/push.py`) and only the last chunk comes back here.
+    """
     with hub.client() as cursor:
         # Taken at the same instant as the cursor: nothing is missed or doubled.
         snapshot = _snapshot(hub, wanted)
@@ -80,7 +87,11 @@ def stream_events(
             except CannotResume as exc:
                 logger.info("cannot resume after %s: %s", last_id, exc)
                 yield encode_event(json.dumps({"reason": str(exc)}), event="reset") + snapshot
-        yield from _live(hub, wanted, cursor, resumed, heartbeat)
+        at = _Cursor(hub, wanted, cursor, resumed)
+        if sock is not None and hub.ticking:
+            yield from _pushed(hub, at, sock, heartbeat)
+        else:
+            yield from _live(hub, at, heartbeat)
 
 
 def _snapshot(hub: Hub, wanted: Filter) -> bytes:
@@ -96,34 +107,32 @@ def _snapshot(hub: Hub, wanted: Filter) -> bytes:
     return b"".join(parts)
 
 
-def _live(
-    hub: Hub, wanted: Filter, cursor: int, resumed: IdKey | None, heartbeat: float
-) -> Iterator[bytes]:
-    # The heartbeat is due `heartbeat` s after the last bytes sent, not after
-    # the last wake-up: a filtered client woken only by other sensors' events
-    # must still get one, or a proxy's read timeout closes its stream.
-    due = time.monotonic() + heartbeat
-    everything = wanted.sources is None and wanted.sensors is None
-    while True:
-        if not hub.wait(cursor, max(due - time.monotonic(), 0.0)):
-            # Woken by the hub's tick (or the timeout): send one if it would
-            # be late by the next tick, so the gap never exceeds `heartbeat`.
-            if time.monotonic() >= due - hub.tick:
-                due = time.monotonic() + heartbeat
-                yield encode_comment("hb")
-            continue
-        if hub.stopping:
-            # Spread the reconnects of every client over a few seconds.
-            yield encode_retry(random.randint(500, 5000))
-            return
+class _Cursor:
+    """One client's place in the ring, its filter and its resume position."""
+
+    __slots__ = ("cursor", "everything", "hub", "resumed", "wanted")
+
+    def __init__(self, hub: Hub, wanted: Filter, cursor: int, resumed: IdKey | None) -> None:
+        self.hub = hub
+        self.wanted = wanted
+        self.everything = wanted.sources is None and wanted.sensors is None
+        self.cursor = cursor
+        self.resumed = resumed
+
+    def take(self) -> bytes | None:
+        """The client's next chunk (None: nothing for it); Overrun if it fell off the ring."""
+        hub, cursor = self.hub, self.cursor
         head = hub.head
-        if head - cursor == 1 and everything and resumed is None:
+        if head == cursor:
+            return None
+        if head - cursor == 1 and self.everything and self.resumed is None:
             # The common case at low rates, every client, every event: one
             # pre-encoded entry, no list, no join, no filter.
             parts = [hub.entry(cursor).payload]
         else:
             if head - cursor > hub.stats.backlog_max:
                 hub.stats.backlog_max = head - cursor
+            wanted, resumed = self.wanted, self.resumed
             try:
                 parts = [
                     e.payload
@@ -134,15 +143,73 @@ def _live(
             except Overrun as exc:
                 hub.stats.dropped_slow += 1
                 logger.info("dropped a slow client: %s", exc)
-                return
-            resumed = _still_resuming(hub, head, resumed)
-        cursor = head
-        if parts:
-            chunk = parts[0] if len(parts) == 1 else b"".join(parts)
-            hub.stats.events_out += len(parts)
-            hub.stats.bytes_out += len(chunk)
+                raise
+            self.resumed = _still_resuming(hub, head, resumed)
+        self.cursor = head
+        if not parts:
+            return None
+        chunk = parts[0] if len(parts) == 1 else b"".join(parts)
+        hub.stats.events_out += len(parts)
+        hub.stats.bytes_out += len(chunk)
+        return chunk
+
+
+def _live(hub: Hub, at: _Cursor, heartbeat: float) -> Iterator[bytes]:
+    # The heartbeat is due `heartbeat` s after the last bytes sent, not after
+    # the last wake-up: a filtered client woken only by other sensors' events
+    # must still get one, or a proxy's read timeout closes its stream.
+    due = time.monotonic() + heartbeat
+    while True:
+        if not hub.wait(at.cursor, max(due - time.monotonic(), 0.0)):
+            # Woken by the hub's tick (or the timeout): send one if it would
+            # be late by the next tick, so the gap never exceeds `heartbeat`.
+            if time.monotonic() >= due - hub.tick:
+                due = time.monotonic() + heartbeat
+                yield encode_comment("hb")
+            continue
+        if hub.stopping:
+            yield _reconnect_later()
+            return
+        try:
+            chunk = at.take()
+        except Overrun:
+            return
+        if chunk is not None:
             due = time.monotonic() + heartbeat
             yield chunk
+
+
+def _reconnect_later() -> bytes:
+    # Spread the reconnects of every client over a few seconds.
+    return encode_retry(random.randint(500, 5000))
+
+
+@dataclass(frozen=True, slots=True)
+class Socket:
+    """The client's connection as gunicorn's gevent worker holds it."""
+
+    blocking: socket.socket  # gevent's: waits by switching greenlets
+    raw: _socket.socket  # the non-blocking OS socket under it
+    chunked: bool  # gunicorn frames the body as HTTP/1.1 chunks
+
+
+def _pushed(hub: Hub, at: _Cursor, sock: Socket, heartbeat: float) -> Iterator[bytes]:
+    """Live events written by the hub itself; this greenlet only drains a full buffer."""
+    writer = Writer(sock.raw, sock.chunked, at.take, heartbeat)
+    hub.push.attach(writer)
+    try:
+        while True:
+            writer.wake.wait()
+            writer.wake.clear()
+            if writer.failed:
+                return  # the peer is gone, or it was too slow (counted by take)
+            if writer.pending is not None and not hub.push.drain(writer, sock.blocking):
+                return
+            if hub.stopping:
+                break
+    finally:
+        hub.push.detach(writer)
+    yield _reconnect_later()
 
 
 def _still_resuming(hub: Hub, head: int, resumed: IdKey | None) -> IdKey | None:
@@ -270,6 +337,7 @@ def stream() -> Response | tuple[Response, int]:
         response.headers["Retry-After"] = "30"
         return response, 429
     _drop_silent_peer(request.environ.get("gunicorn.socket"), settings.heartbeat)
+    sock = _client_socket(request.environ)
     path, deadline = settings.database_path, settings.query_timeout
     body = stream_events(
         worker.hub(),
@@ -277,6 +345,7 @@ def stream() -> Response | tuple[Response, int]:
         last_id,
         heartbeat=settings.heartbeat,
         history=lambda after, limit: db.events_after(path, after, limit, deadline),
+        sock=sock,
     )
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return StreamResponse(
@@ -308,6 +377,19 @@ def _drop_silent_peer(sock: socket.socket | None, heartbeat: float) -> None:
         )
     except OSError as exc:  # not TCP (a Unix socket behind a proxy): nothing to do
         logger.debug("TCP_USER_TIMEOUT not set: %s", exc)
+
+
+def _client_socket(environ: dict) -> Socket | None:
+    """The connection the hub may write to, under gunicorn's gevent worker; else None.
+
+    `_sock` is gevent's raw socket (docs/architecture.md, "Private APIs");
+    gunicorn chunks the body exactly when the request is HTTP/1.1 or later.
+    """
+    blocking = environ.get("gunicorn.socket")
+    raw = getattr(blocking, "_sock", None)
+    if not isinstance(raw, _socket.socket) or environ["REQUEST_METHOD"] != "GET":
+        return None
+    return Socket(blocking, raw, environ.get("SERVER_PROTOCOL", "HTTP/1.0") != "HTTP/1.0")
 
 
 def _last_event_id() -> str | None:
