@@ -135,7 +135,10 @@ def tier_sizes(path: Path, n: int) -> tuple[list[Figure], dict[str, float]]:
             f"{what}, store.insert_events batches of 2,000; {cpu:,.0f} per CPU s",
         ),
         Figure(
-            "packing", pack_wall, "readings/s", "closed hours into blocks, maintenance thread code"
+            "packing",
+            pack_wall,
+            "readings/s",
+            "closed hours into blocks (recorder/prune.py code, in-process)",
         ),
     ], per
 
@@ -284,7 +287,7 @@ def export_rate(path: Path) -> Figure:
 
 
 def ingest_stall(path: Path, seconds: float) -> Figure:
-    """Longest insert_events batch while the maintenance thread packs and prunes a backlog.
+    """Longest insert_events batch while the maintenance process packs and prunes a backlog.
 
     Live ingest: 10 sensors at 100 Hz each in batches every 10 ms. Meanwhile the
     tier-size database's hours are packed and, with the clock moved 15 days on,

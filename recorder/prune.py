@@ -1,6 +1,6 @@
 """Packing and pruning of the history beside the recorder's ingest.
 
-A thread with a connection of its own packs closed hours of raw rows into
+A child process with a connection of its own packs closed hours of raw rows into
 blocks (encoding outside the write lock) and deletes what is past its tier's
 retention, one small transaction at a time (one sensor-hour packed, one hour
 of blocks or one day of one series deleted), pausing between them so live
@@ -12,12 +12,16 @@ docs/architecture.md "History storage".
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
+import signal
 import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from shared import store
 
@@ -38,8 +42,14 @@ class Maintenance:
     packed: int = 0
     pruned: int = 0
     error: str = ""
-    _stop: threading.Event = field(default_factory=threading.Event, repr=False)
-    _thread: threading.Thread | None = field(default=None, repr=False)
+    _stop: Any = field(default_factory=threading.Event, repr=False)
+    _process: Any = field(default=None, repr=False)
+    _counts: Any = field(default=None, repr=False)
+    _parent: int | None = field(default=None, repr=False)  # in the child: the recorder's pid
+
+    def _stopped(self) -> bool:
+        """Asked to stop, or (in the child) the recorder is gone, even killed."""
+        return self._stop.is_set() or (self._parent is not None and os.getppid() != self._parent)
 
     def step(self, conn: sqlite3.Connection) -> int:
         """One pack or prune step; the rows it moved or deleted (0: nothing to do)."""
@@ -55,26 +65,44 @@ class Maintenance:
     def catch_up(self, conn: sqlite3.Connection) -> int:
         """Step until there is nothing left; the rows handled."""
         total = 0
-        while not self._stop.is_set() and (done := self.step(conn)):
+        while not self._stopped() and (done := self.step(conn)):
             total += done
+            if self._counts is not None:
+                self._counts[:] = [self.packed, self.pruned]
             time.sleep(PAUSE_S)
         return total
 
     def start(self) -> None:
-        """Run in a daemon thread until stop()."""
-        self._thread = threading.Thread(target=self._run, name="history-maintenance", daemon=True)
-        self._thread.start()
+        """Run in a child process until stop().
+
+        A process, not a thread: encoding a block is Python work, and a thread
+        doing it would hold the GIL the ingest needs between its SQLite calls.
+        """
+        ctx = multiprocessing.get_context("spawn")
+        self._stop, self._counts = ctx.Event(), ctx.Array("q", 2)
+        offset = self.clock() - time.time()  # a test's or the bench's moved clock
+        self._process = ctx.Process(
+            target=_serve,
+            args=(self.path, self.retention, offset, self._stop, self._counts, os.getpid()),
+            name="history-maintenance",
+            daemon=True,
+        )
+        self._process.start()
 
     def stop(self) -> None:
-        """Finish the current step and end the thread."""
+        """Finish the current step and end the process."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
+        if self._process is not None:
+            self._process.join(timeout=30)
+            if self._process.is_alive():
+                self._process.terminate()
+            self.packed, self.pruned = self._counts[:]
 
-    def _run(self) -> None:
+    def run(self) -> None:
+        """Pack and prune until stopped: catch up, then look again every IDLE_S."""
         conn = store.connect(self.path)
         try:
-            while not self._stop.is_set():
+            while not self._stopped():
                 wait = IDLE_S
                 try:
                     self.catch_up(conn)
@@ -86,6 +114,25 @@ class Maintenance:
                         logger.error("history maintenance paused: %s", exc)
                     self.error = str(exc)
                     wait = RETRY_S
-                self._stop.wait(wait)
+                self._rest(wait)
         finally:
             conn.close()
+
+    def _rest(self, seconds: float) -> None:
+        """Wait, waking each second to notice a recorder that died without telling us."""
+        until = time.monotonic() + seconds
+        while not self._stopped() and (left := until - time.monotonic()) > 0:
+            self._stop.wait(min(left, 1.0))
+
+
+def _serve(
+    path: Path, retention: store.Retention, offset: float, stop: Any, counts: Any, parent: int
+) -> None:
+    """The child process: logs to stderr like its parent, stops on `stop` or SIGTERM."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
+    maintenance = Maintenance(path, retention, clock=lambda: time.time() + offset)
+    maintenance._stop, maintenance._counts, maintenance._parent = stop, counts, parent
+    maintenance.run()

@@ -8,6 +8,7 @@ See docs/architecture.md "History storage".
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import sqlite3
@@ -532,18 +533,34 @@ def iter_raw(
     since: float,
     until: float,
     after: tuple[float, int] | None = None,
+    cache: dict[int, list[RawRow]] | None = None,
 ) -> Iterator[RawRow]:
-    """Raw rows with since <= ts < until (after `after`), by (ts, sid), an hour at a time."""
+    """Raw rows with since <= ts < until (after `after`), by (ts, sid), an hour at a time.
+
+    `cache` keeps the last hour decoded across calls: a caller paging through
+    a range (the CSV export) decodes each hour's blocks once, not once a page.
+    """
     if not sids:
         return
     known = names(conn)
     hour = int((after[0] if after else since) // HOUR)
     end = math.ceil(until / HOUR)
     while (hour := _next_hour(conn, sids, hour, end)) is not None:
-        for row in _hour_rows(conn, known, sids, hour):
-            if since <= row[0] < until and (after is None or (row[0], row[1]) > after):
+        rows = cache.get(hour) if cache is not None else None
+        if rows is None:
+            rows = _hour_rows(conn, known, sids, hour)
+            if cache is not None:
+                cache.clear()
+                cache[hour] = rows
+        start = bisect.bisect_right(rows, after, key=_position) if after else 0
+        for row in islice(rows, start, None):
+            if since <= row[0] < until:
                 yield row
         hour += 1
+
+
+def _position(row: RawRow) -> tuple[float, int]:
+    return row[0], row[1]
 
 
 def _in(sids: Sequence[int]) -> str:
@@ -596,9 +613,10 @@ def page_raw(
     until: float,
     size: int,
     after: tuple[float, int] | None = None,
+    cache: dict[int, list[RawRow]] | None = None,
 ) -> tuple[list[RawRow], tuple[float, int] | None]:
     """Up to `size` raw rows after `after`, and the position of the next page (None: no more)."""
-    rows = list(islice(iter_raw(conn, sids, since, until, after), size + 1))
+    rows = list(islice(iter_raw(conn, sids, since, until, after, cache), size + 1))
     if len(rows) <= size:
         return rows, None
     return rows[:size], (rows[size - 1][0], rows[size - 1][1])

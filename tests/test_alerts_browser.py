@@ -110,9 +110,12 @@ def test_a_firing_alert_appears_within_a_second_with_its_threshold_line(
 
     pubsub = bus.client.pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe(bus.channel)
+    sent = time.monotonic()
     pi.send(85.0)
     wait_for_alert_message(pubsub, "firing")
+    evaluated = time.monotonic()
     expect(page.locator(ALERT)).to_be_visible(timeout=1000)
+    shown = time.monotonic()
     expect(page.locator(ALERT)).to_contain_text("pi-hot")
     expect(page.locator(ALERT)).to_contain_text(f"{METRIC} 85 (above 80) since")
     expect(page.locator(f'[data-card="{METRIC}"]')).to_have_attribute("data-alert", "firing")
@@ -125,7 +128,19 @@ def test_a_firing_alert_appears_within_a_second_with_its_threshold_line(
 
     pi.send(74.0)
     wait_for_alert_message(pubsub, "resolved")
+    resolved = time.monotonic()
     expect(page.locator(ALERT)).to_be_hidden(timeout=1000)
+    # For the record (artifacts/, not committed): how long each leg took here.
+    (ROOT / "artifacts").mkdir(exist_ok=True)
+    (ROOT / "artifacts" / "alerts-latency.json").write_text(
+        json.dumps(
+            {
+                "reading_to_transition_s": round(evaluated - sent, 3),
+                "transition_to_page_s": round(shown - evaluated, 3),
+                "resolution_to_page_s": round(time.monotonic() - resolved, 3),
+            }
+        )
+    )
     expect(page.locator(f'[data-card="{METRIC}"]')).not_to_have_attribute("data-alert", "firing")
     expect(page.locator(CANVAS)).to_have_attribute("data-alert-markers", "2")
     pubsub.close()

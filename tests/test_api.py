@@ -200,3 +200,14 @@ def test_export_of_a_rollup_tier(client, seeded, tier: str, width: int) -> None:
     assert sum(int(r["n"]) for r in temperature) == 600
     assert all(float(r["t"]) % width == 0 for r in rows)
     assert all(float(r["min"]) <= float(r["avg"]) <= float(r["max"]) for r in rows)
+
+
+@pytest.mark.parametrize(("version", "says"), [(0, "the recorder upgrades it"), (99, "newer")])
+def test_a_schema_version_web_does_not_know_is_503(client, seeded, settings, version, says) -> None:
+    conn = store.connect(settings.database_path)
+    conn.execute(f"PRAGMA user_version = {version}")
+    conn.close()
+    for url in ("/api/readings", "/api/series?source=pi&sensor=bme280&metric=temperature_c"):
+        response = client.get(url)
+        assert response.status_code == 503
+        assert says in response.get_json()["error"]

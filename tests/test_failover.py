@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,32 +33,20 @@ RESENT = re.compile(r"re-sending (\d+) readings")
 
 
 @pytest.fixture
-def make_ha(tmp_path: Path) -> Iterator[Callable[..., tuple[SentinelCluster, Rig]]]:
-    """Start the cluster and the stack on it; everything stopped at teardown."""
-    started: list[Rig] = []
-
-    def make(**cluster_options: bool) -> tuple[SentinelCluster, Rig]:
-        cluster = SentinelCluster.start(tmp_path / "redis", **cluster_options)
-        env = {**ENV, **cluster.env("web")}
-        stack = LoggedStack.create(tmp_path, env, log_dir=tmp_path / "logs")
-        rig = Rig(tmp_path, cluster, stack)  # type: ignore[arg-type]  # stop() is all it uses
-        started.append(rig)
-        stack.start("recorder", ["-m", "web.recorder"], **cluster.env("recorder"))
+def ha(tmp_path: Path) -> Iterator[tuple[SentinelCluster, Rig]]:
+    """The cluster, the replica in sync, and the stack on it; all stopped at teardown."""
+    cluster = SentinelCluster.start(tmp_path / "redis")
+    stack = LoggedStack.create(tmp_path, {**ENV, **cluster.env("web")}, log_dir=tmp_path / "logs")
+    rig = Rig(tmp_path, cluster, stack)  # type: ignore[arg-type]  # stop() is all it uses
+    try:
+        stack.start("recorder", ["-m", "recorder"], **cluster.env("recorder"))
         for i in range(PRODUCERS):
             start_producer(rig, cluster, i)
         rig._start_webs(2)
         rig._start_clients(CLIENTS)
-        return cluster, rig
-
-    yield make
-    for rig in started:
+        yield cluster, rig
+    finally:
         rig.close()
-
-
-@pytest.fixture
-def ha(make_ha: Callable[..., tuple[SentinelCluster, Rig]]) -> tuple[SentinelCluster, Rig]:
-    """The cluster and the stack, the replica in sync."""
-    return make_ha()
 
 
 def start_producer(rig: Rig, cluster: SentinelCluster, i: int) -> None:
@@ -143,9 +131,7 @@ def test_master_killed(ha: tuple[SentinelCluster, Rig]) -> None:
     row(rig, tally, "master SIGKILL", since, fault_at, failover)
 
 
-def test_master_killed_with_writes_the_replica_never_got(
-    make_ha: Callable[..., tuple[SentinelCluster, Rig]],
-) -> None:
+def test_master_killed_with_writes_the_replica_never_got(ha: tuple[SentinelCluster, Rig]) -> None:
     """The replica's link cut for 1 s, then the master SIGKILLed: acknowledged writes lost.
 
     Redis replicates asynchronously: the master acknowledged a second of
@@ -153,7 +139,7 @@ def test_master_killed_with_writes_the_replica_never_got(
     had. The producers learn it from the new master's marks and re-send them;
     the database and the clients still hold each reading once.
     """
-    cluster, rig = make_ha()
+    cluster, rig = ha
     since = settle()
     old, replica = cluster.master, cluster.replica
     cluster.cut_replication()
@@ -221,9 +207,7 @@ def test_replica_killed(ha: tuple[SentinelCluster, Rig]) -> None:
     row(rig, tally, "replica SIGKILL, restarted", since, fault_at, None)
 
 
-def test_resume_on_other_server_during_failover(
-    make_ha: Callable[..., tuple[SentinelCluster, Rig]],
-) -> None:
+def test_resume_on_other_server_during_failover(ha: tuple[SentinelCluster, Rig]) -> None:
     """Acknowledged writes lost in a failover while a web server dies: its clients resume.
 
     The hardest combination: the readings the producers re-send have new
@@ -231,7 +215,7 @@ def test_resume_on_other_server_during_failover(
     with the id of a reading the new master never had. Each still gets
     every reading once.
     """
-    cluster, rig = make_ha()
+    cluster, rig = ha
     since = settle()
     old, replica = cluster.master, cluster.replica
     cluster.cut_replication()

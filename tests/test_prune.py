@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
+
+import psutil
 
 from recorder.prune import Maintenance
 from shared import store
@@ -68,17 +72,66 @@ def test_the_file_stops_growing_once_the_tiers_are_full(tmp_path: Path) -> None:
     assert now - 3 * DAY - 3600 <= hours <= now - 3 * DAY + 3600
 
 
-def test_the_thread_packs_and_stops(tmp_path: Path) -> None:
+def test_the_maintenance_process_packs_and_stops(tmp_path: Path) -> None:
     path = tmp_path / "history.sqlite3"
     conn = store.connect(path)
     store.init_db(conn)
     store.insert_events(conn, day_of_readings(0, every=60))
     maintenance = Maintenance(path, DEFAULTS, clock=lambda: T0 + 2 * DAY)
     maintenance.start()
-    deadline = time.monotonic() + 30
-    while maintenance.packed < 1440 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    deadline = time.monotonic() + 60
+    while (
+        store.count_readings(conn) != 1440
+        or conn.execute("SELECT count(*) FROM raw_recent").fetchone()[0]
+    ):
+        assert time.monotonic() < deadline, "nothing was packed"
+        time.sleep(0.1)
     maintenance.stop()
     assert maintenance.packed == 1440
-    assert conn.execute("SELECT count(*) FROM raw_recent").fetchone()[0] == 0
+    assert not maintenance._process.is_alive()
     assert len(store.query_readings(conn, since=0, until=4e9, limit=5000)) == 1440
+
+
+PARENT = """
+import sys, time
+from pathlib import Path
+
+import psutil
+from recorder.prune import Maintenance
+from shared import store
+from shared.settings import Settings
+
+if __name__ == "__main__":
+    path = Path(sys.argv[1])
+    store.init_db(store.connect(path))
+    Maintenance(path, store.Retention.from_settings(Settings.from_env({}))).start()
+    print("started", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_the_maintenance_process_ends_when_the_recorder_is_killed(tmp_path: Path) -> None:
+    script = tmp_path / "parent.py"
+    script.write_text(PARENT)
+    parent = subprocess.Popen(
+        [sys.executable, str(script), str(tmp_path / "history.sqlite3")],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert parent.stdout is not None
+        assert parent.stdout.readline().strip() == "started"
+        deadline = time.monotonic() + 30
+        while not (children := psutil.Process(parent.pid).children()):
+            assert time.monotonic() < deadline, "no maintenance process"
+            time.sleep(0.1)
+        parent.kill()  # SIGKILL: no chance to stop its child
+        parent.wait(10)
+        _, alive = psutil.wait_procs(children, timeout=15)
+        assert not alive, "the maintenance process outlived the recorder"
+    finally:
+        parent.kill()
+        parent.wait(10)
+        if parent.stdout is not None:
+            parent.stdout.close()

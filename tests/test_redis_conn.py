@@ -112,10 +112,15 @@ def test_pool_is_bounded_and_follows_sentinel(cluster: SentinelCluster) -> None:
 def test_failover_is_followed_and_the_script_reloaded(cluster: SentinelCluster) -> None:
     """After a failover: master_moved says so, the bus publishes on the new master.
 
-    The publish script was loaded on the old master only; the new one
-    answers NOSCRIPT and redis-py's Script loads it again (no error surfaces).
+    The script cache is not replicated: the new master answers NOSCRIPT, the
+    producer (which may not load scripts) waits, and the recorder, which
+    reconnects as soon as Sentinel names the new master, loads it again.
     """
     settings = Settings.from_env(cluster.env("producer"))
+    recorder = Bus.for_settings(
+        redis_conn.client(Settings.from_env(cluster.env("recorder"))), settings
+    )
+    recorder.load_scripts()
     bus = Bus.for_settings(redis_conn.client(settings, socket_timeout=5), settings)
     assert bus.publish(reading(1)) is not None
     subscriber = redis_conn.client(Settings.from_env(cluster.env("web")))
@@ -133,11 +138,15 @@ def test_failover_is_followed_and_the_script_reloaded(cluster: SentinelCluster) 
     # What a producer does before publishing: ask Sentinel, drop idle
     # connections to the old master; the next publish goes to the new one.
     assert redis_conn.current_master(bus.client) == ("127.0.0.1", new.port)
+    with pytest.raises((redis.exceptions.NoScriptError, redis.exceptions.NoPermissionError)):
+        bus.publish(reading(2), published=1)
+    assert redis_conn.current_master(recorder.client) == ("127.0.0.1", new.port)
+    recorder.load_scripts()
     assert bus.publish(reading(2), published=1) is not None
     assert new_admin.script_exists(bus._publish.sha) == [True]
     assert bus.marks.published()[("conn", "demo")] == 2
     pubsub.close()
-    for client in (bus.client, subscriber, admin, new_admin):
+    for client in (bus.client, recorder.client, subscriber, admin, new_admin):
         client.close()
     cluster.wait_replica_synced(old)
 

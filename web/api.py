@@ -8,7 +8,7 @@ import json
 import logging
 import sqlite3
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -162,13 +162,15 @@ class Export:
     since: float
     until: float
     display: bool
+    # The hour the last page ended in, decoded (store.iter_raw): pages do not decode it again.
+    cache: dict[int, list[store.RawRow]] = field(default_factory=dict, compare=False)
 
     def page(self, conn: sqlite3.Connection, after: Any, size: int) -> tuple[str, Any]:
         """The CSV text of the next `size` readings or buckets, and where the next page starts."""
         known = store.names(conn)
         sids = store.sensor_ids(known, self.sources, self.sensors)
         if self.tier == 0:
-            raw, after = store.page_raw(conn, sids, self.since, self.until, size, after)
+            raw, after = store.page_raw(conn, sids, self.since, self.until, size, after, self.cache)
             rows: Iterator[list[object]] = _raw_rows(raw, known)
             header = RAW_HEADER
         else:
