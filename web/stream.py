@@ -54,6 +54,9 @@ class Filter:
         )
 
 
+EVERYTHING = Filter()
+
+
 class CannotResume(Exception):
     """Neither the stream nor the database holds what follows the client's id."""
 
@@ -139,9 +142,15 @@ class _Cursor:
         if head == cursor:
             return None
         if head - cursor == 1 and self.everything and self.resumed is None:
-            # The common case at low rates, every client, every event: one
-            # pre-encoded entry, no list, no join, no filter.
-            parts = [hub.entry(cursor).payload]
+            # The common case at low rates, every client, every event: the
+            # pre-encoded entry itself, shared by every such client (the hub
+            # frames it once per sweep), no list, no join, no filter.
+            chunk = hub.entry(cursor).payload
+            self.cursor = head
+            stats = hub.stats
+            stats.events_out += 1
+            stats.bytes_out += len(chunk)
+            return chunk
         else:
             if head - cursor > hub.stats.backlog_max:
                 hub.stats.backlog_max = head - cursor
@@ -317,6 +326,8 @@ def stream() -> Response | tuple[Response, int]:
     # Stock flask-sse lets a client pick any Redis channel; this one never does.
     params.only_channel(request.args, settings.redis_channel)
     wanted = Filter(params.names(request.args, "source"), params.names(request.args, "sensor"))
+    if wanted == EVERYTHING:
+        wanted = EVERYTHING  # one object shared by every unfiltered client
     last_id = _last_event_id()
     caps: StreamCaps = current_app.extensions[stream_caps.EXTENSION]
     who = request_client()
