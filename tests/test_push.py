@@ -193,3 +193,25 @@ def test_closing_tells_each_client_to_reconnect_and_ends_its_response(pair) -> N
     assert last == b"0\r\n\r\n"  # the chunked body ends properly
     assert ended.count == 1
     assert not pusher.writers
+
+
+def test_a_long_sweep_lets_the_rest_of_the_worker_run(pair) -> None:
+    server, _client = pair
+    order: list[str] = []
+
+    def slow_take() -> None:
+        order.append("client")
+        end = time.monotonic() + 0.0002  # 400 clients: a sweep of 80 ms or more
+        while time.monotonic() < end:
+            pass
+        return None  # nothing to send: only the sweep's length matters here
+
+    pusher = Pusher(tick=1.0)
+    for _ in range(400):
+        pusher.writers.add(Writer(server, False, slow_take, heartbeat=5.0))
+    other = gevent.spawn(order.append, "new stream")  # ready before the sweep starts
+    pusher.deliver()
+    other.join(1)
+    # Served between slices of the sweep, not after all 400 clients.
+    assert "new stream" in order[:-64]
+    assert order.count("client") == 400

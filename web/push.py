@@ -18,7 +18,7 @@ import logging
 import random
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import gevent
 
@@ -31,6 +31,7 @@ LAST_CHUNK = b"0\r\n\r\n"
 _WRITE = 2  # libev/libuv: wait until writable
 # Longest a sweep runs before the hub lets the rest of the worker run (seconds).
 SLICE_S = 0.002
+PAUSE_S = 0.0001
 
 
 class Overrun(Exception):
@@ -49,6 +50,19 @@ def frame(chunk: bytes, chunked: bool) -> bytes:
 def reconnect_later() -> bytes:
     """The last event of a stream whose worker stops: reconnect, spread over a few seconds."""
     return encode_retry(random.randint(500, 5000))
+
+
+def _sliced(writers: set[Writer]) -> Iterator[Writer]:
+    """Every writer (as they were at the start), pausing for the loop every SLICE_S seconds."""
+    start = time.monotonic()
+    for count, writer in enumerate(list(writers), 1):
+        if not count & 63 and time.monotonic() - start > SLICE_S:
+            # New streams (accept, their first chunk) and the ticker run
+            # between slices instead of after a whole sweep; not sleep(0),
+            # which resumes before the loop polls for I/O.
+            gevent.sleep(PAUSE_S)
+            start = time.monotonic()
+        yield writer
 
 
 class Writer:
@@ -89,18 +103,11 @@ class Pusher:
 
     def deliver(self) -> None:
         """One non-blocking send per client that keeps up, yielding to the loop every slice."""
-        now = start = time.monotonic()
+        now = time.monotonic()
         # Unfiltered clients at the head share one chunk object: frame it once.
         last: bytes | None = None
         framed = b""
-        for count, writer in enumerate(list(self.writers), 1):
-            if not count & 63:
-                now = time.monotonic()
-                if now - start > SLICE_S:
-                    # New streams (accept, their first chunk) and the ticker
-                    # run between slices instead of after a whole sweep.
-                    gevent.sleep(0)
-                    now = start = time.monotonic()
+        for writer in _sliced(self.writers):
             sock = writer.sock
             if writer.pending is not None or sock is None:
                 continue
@@ -112,7 +119,7 @@ class Pusher:
                 continue
             if chunk is None:
                 continue
-            writer.due = now + writer.heartbeat
+            writer.due = now + writer.heartbeat  # a sweep late at most: within a tick
             if writer.chunked:
                 if chunk is not last:
                     last, framed = chunk, frame(chunk, True)
@@ -142,7 +149,7 @@ class Pusher:
         """A comment to each client that would otherwise go a heartbeat without bytes."""
         now = time.monotonic()
         beats: dict[bool, bytes] = {}
-        for writer in list(self.writers):
+        for writer in _sliced(self.writers):
             if writer.pending is None and writer.sock is not None and now >= writer.due - self.tick:
                 beat = beats.get(writer.chunked)
                 if beat is None:
