@@ -160,8 +160,11 @@ def test_producer_publishes_and_can_do_nothing_else(acl_redis: int) -> None:
     ):
         with pytest.raises(redis.exceptions.NoPermissionError):
             forbidden()
-    # The MQTT bridge follows the channel to feed Home Assistant.
+    # The MQTT bridge follows the channel to feed Home Assistant, and reports
+    # its counters where web's /metrics reads them.
     assert _subscribe(producer, "readings")["type"] == "subscribe"
+    bus.report_bridge("acl", {"published": 1})
+    assert Bus(client("web", acl_redis)).bridge_statuses()["acl"]["published"] == 1
     producer.close()
 
 

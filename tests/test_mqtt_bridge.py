@@ -243,12 +243,24 @@ HOSTILE = [
 ]
 
 
-def test_hostile_payloads_are_dropped_and_the_bridge_keeps_running(
+def metrics(url: str) -> dict[str, float]:
+    """The bridge's samples of /metrics: `name{labels}` -> value."""
+    with urllib.request.urlopen(f"{url}/metrics") as response:
+        text = response.read().decode()
+    return {
+        line.rpartition(" ")[0]: float(line.rpartition(" ")[2])
+        for line in text.splitlines()
+        if line.startswith("sensor_display_mqtt_")
+    }
+
+
+def test_hostile_payloads_are_dropped_counted_in_metrics_and_the_bridge_keeps_running(
     tmp_path: Path, redis_url: str, broker: Mosquitto
 ) -> None:
     stack = make_stack(tmp_path, redis_url, broker)
     device = None
     try:
+        url = stack.start_web()
         bridge = stack.start("bridge", ["-m", "producers.mqtt"])
         wait_for(lambda: "session new" in bridge_log(stack), what="bridge connected")
         device = Publisher(broker.port)
@@ -261,6 +273,31 @@ def test_hostile_payloads_are_dropped_and_the_bridge_keeps_running(
         log = bridge_log(stack)
         assert log.count("dropped") >= 6, log
         assert "Traceback" not in log
+        b = 'bridge="bridge-host"'
+        seen = wait_for(
+            lambda: (m := metrics(url)).get(f"sensor_display_mqtt_published_total{{{b}}}") and m,
+            what="the bridge's counters in /metrics",
+        )
+        assert {name: seen[f"sensor_display_mqtt_refused_total{{{b},reason=\"{name}\"}}"]
+                for name in ("not_json", "too_large", "bad_name", "invalid_reading")} == {
+            "not_json": 2, "too_large": 3, "bad_name": 1, "invalid_reading": 1
+        }  # fmt: skip
+        assert seen[f'sensor_display_mqtt_refused_total{{{b},reason="wrong_shape"}}'] == 0
+        assert seen[f'sensor_display_mqtt_messages_total{{{b},firmware="zigbee2mqtt"}}'] == 5
+        assert seen[f'sensor_display_mqtt_messages_total{{{b},firmware="tasmota"}}'] == 2
+        assert seen[f'sensor_display_mqtt_readings_total{{{b},firmware="zigbee2mqtt"}}'] == 1
+        assert seen[f'sensor_display_mqtt_unknown_fields_total{{{b},firmware="esphome"}}'] == 1
+        assert seen[f"sensor_display_mqtt_published_total{{{b}}}"] == 1
+        assert seen[f"sensor_display_mqtt_connected{{{b}}}"] == 1
+        assert seen[f"sensor_display_mqtt_reconnects_total{{{b}}}"] == 0
+        assert seen[f"sensor_display_mqtt_status_age_seconds{{{b}}}"] < 10
+        broker.stop()
+        broker.start()  # at once: while it is down, another process may take its port
+        wait_for(
+            lambda: metrics(url)[f"sensor_display_mqtt_reconnects_total{{{b}}}"] == 1,
+            timeout=15,
+            what="/metrics counting the reconnect",
+        )
     finally:
         if device:
             device.close()
@@ -278,6 +315,7 @@ def test_stats_count_what_was_dropped(tmp_path: Path, settings) -> None:
     bridge.handle("not/subscribed", b"1")
     stats = bridge.stats
     assert sum(stats.dropped.values()) == 7
+    assert stats.refused == {"not_json": 2, "too_large": 3, "bad_name": 1, "invalid_reading": 1}
     assert stats.unknown["esphome"] == 1  # a state with no discovery config
     assert stats.unknown["zigbee2mqtt"] == 4  # linkquality and voltage, twice
     assert stats.readings["zigbee2mqtt"] == 2
