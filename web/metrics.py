@@ -45,6 +45,12 @@ RECORDER = {
     "lag_s": ("recorder_lag_seconds", "gauge", "age of the oldest entry not yet recorded"),
     "pending": ("recorder_pending", "gauge", "entries read but not yet stored"),
     "inserted": ("recorder_inserted_total", "counter", "readings stored by the recorder"),
+    "refused_sensors": (
+        "recorder_refused_sensors_total",
+        "counter",
+        "readings the recorder refused: their sensor is new and the history holds MAX_SENSORS",
+    ),
+    "sensors": ("recorder_sensors", "gauge", "sensors the history holds (at most MAX_SENSORS)"),
     "ts": ("recorder_status_age_seconds", "gauge", "seconds since the recorder reported"),
     "storage_ok": (
         "recorder_history_writable",

@@ -77,7 +77,7 @@ exec redis-server \
   --user web on ">${REDIS_WEB_PASSWORD}" resetchannels "&${ch}" "%R~${ch}:*" \
     "%RW~${ch}:metrics:*" "%RW~${ch}:auth:*" \
     -@all +@connection +@read -@dangerous +subscribe +unsubscribe \
-    +hset +expire +set +incr \
+    +hset +expire +set +incr +del \
   --user recorder on ">${REDIS_RECORDER_PASSWORD}" resetchannels "&${ch}" "~${ch}:*" \
     -@all +@connection +@read +@write +@stream +@hash -@dangerous -@scripting \
     +subscribe +unsubscribe +publish +evalsha +eval '+script|load' '+script|exists' \
