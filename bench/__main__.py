@@ -11,7 +11,7 @@ from pathlib import Path
 
 import redis
 
-from bench import history, idle, mqtt, offline, report
+from bench import history, idle, mqtt, offline, report, sendcost
 from bench.fanout import LoadResult, Session
 from bench.loadclient import raise_nofile
 from bench.plan import CAPACITY, FULL, QUICK, Sizes, Step
@@ -90,6 +90,7 @@ def offline_figures(redis_url: str, sizes: Sizes, tmp: Path) -> list[offline.Fig
         *mqtt.figures(redis_url, tmp, sizes.mqtt_messages, sizes.mqtt_samples),
         *history.figures(tmp / "history", history.QUICK if sizes is QUICK else history.FULL),
         *idle.figures(sizes.idle_clients, tmp / "idle"),
+        *sendcost.figures(sizes.send_sockets),
     ]
 
 
