@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -44,6 +45,7 @@ class LoadResult:
     first_byte_p50_ms: float | None = None  # a new stream while this run's load goes on
     first_byte_p99_ms: float | None = None
     first_byte_missed: int = 0  # probes with no byte within 3 s
+    load_avg: float | None = None  # the machine's 1-minute load average at the end of the run
 
     @property
     def client_us_per_event(self) -> float | None:
@@ -167,6 +169,7 @@ class Session:
             first_byte_p50_ms=probe.percentile(0.50),
             first_byte_p99_ms=probe.percentile(0.99),
             first_byte_missed=probe.missed,
+            load_avg=os.getloadavg()[0],
         )
 
     def close(self) -> None:
