@@ -104,6 +104,9 @@ class Producer:
         self.published: dict[tuple[str, str], int] = outbox.published_marks()
         self.stop_event = threading.Event()
         self.stored = threading.Event()
+        # Readings Redis took, and repeats it dropped (the MQTT bridge reports them).
+        self.published_total = 0
+        self.repeats_total = 0
 
     def tick(self) -> int:
         """Sample each sensor that is due; the number of readings stored."""
@@ -203,6 +206,8 @@ class Producer:
                         redis_conn.current_master(bus.client)
                     if stream_id != "":  # refused: Redis took nothing
                         self.published[reading.key] = reading.seq
+                    self.published_total += bool(stream_id)
+                    self.repeats_total += stream_id is None
                     done.append(row_id)
             except Forgotten as exc:
                 self._resend_forgotten(reading, exc.mark)

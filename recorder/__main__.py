@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
             except migrations.SchemaError as exc:
                 print(exc, file=sys.stderr)
                 return 1
-            return importer.run(conn, args[1:])
+            return importer.run(conn, args[1:], max_sensors=settings.max_sensors)
     if command:
         print(f"unknown command {command!r}: use import FILE... or backup PATH", file=sys.stderr)
         return 2

@@ -42,6 +42,9 @@ STATUS_EVERY = 2.0
 SOCKET_TIMEOUT = 5.0
 # Seconds between asking Sentinel whether the master moved (Sentinel mode only).
 MASTER_CHECK_EVERY = 1.0
+# Sensors past MAX_SENSORS named in the log one by one; after that, only at
+# every power-of-two total, so a flood of made-up names cannot flood the log.
+REFUSED_NAMED = 100
 
 
 @dataclass
@@ -58,6 +61,9 @@ class Recorder:
     caught_up: bool = False  # the last read found less than a batch waiting
     storage_error: str = ""  # why the history cannot be written now, "" while it can
     unstored: list[Event] = field(default_factory=list)
+    max_sensors: int | None = None  # MAX_SENSORS: the most sensors the history holds
+    refused_sensors: int = 0  # readings refused because the history holds MAX_SENSORS
+    refused_names: set[tuple[str, str]] = field(default_factory=set)
 
     def prepare(self) -> None:
         """Create the group if missing and restore the marks if Redis lost them."""
@@ -134,9 +140,19 @@ class Recorder:
         """Insert and advance the marks; the number of new rows."""
         if not events:
             return 0
-        added = store.insert_events(self.conn, events)
+        refused: list[Event] = []
+        added = store.insert_events(
+            self.conn, events, max_sensors=self.max_sensors, refused=refused
+        )
         self._can_write()
         self.inserted += added
+        if refused:
+            # Acknowledged with the rest (a refusal is final, retrying would
+            # wedge the group), but no mark moves: they are not stored
+            # (docs/architecture.md, "History storage").
+            self._refused(refused)
+            gone = {id(e) for e in refused}
+            events = [e for e in events if id(e) not in gone]
         if self.alerts is not None:
             evaluate(self.alerts.observe, events)
         moved = {}
@@ -146,6 +162,23 @@ class Recorder:
                 moved[r.key] = r.seq
         self.bus.marks.record(moved)
         return added
+
+    def _refused(self, refused: list[Event]) -> None:
+        """Count readings of sensors past MAX_SENSORS; name each new one, up to a bound."""
+        for event in refused:
+            self.refused_sensors += 1
+            key = event.reading.key
+            first = key not in self.refused_names and len(self.refused_names) < REFUSED_NAMED
+            if first:
+                self.refused_names.add(key)
+            if first or self.refused_sensors & (self.refused_sensors - 1) == 0:
+                logger.warning(
+                    "refused %s/%s: the history holds %d sensors already (MAX_SENSORS);"
+                    " %d readings refused so far",
+                    *key,
+                    self.max_sensors,
+                    self.refused_sensors,
+                )
 
     def store_messages(self, pubsub: redis.client.PubSub) -> int:
         """Record readings that came without a stream id (stock flask-sse).
@@ -177,7 +210,9 @@ def run(settings: Settings) -> None:
     client = redis_conn.client(settings, socket_timeout=SOCKET_TIMEOUT)
     bus = Bus.for_settings(client, settings)
     # One recorder, one fixed consumer name: a restart reclaims its own pending.
-    recorder = Recorder(bus, conn, alerts=start_alerts(settings, conn, client))
+    recorder = Recorder(
+        bus, conn, alerts=start_alerts(settings, conn, client), max_sensors=settings.max_sensors
+    )
     _stop_on_signals(recorder)
     # Packing and pruning beside the ingest, on a connection of their own.
     maintenance = Maintenance(settings.database_path, store.Retention.from_settings(settings))
@@ -235,6 +270,8 @@ def _publish_status(recorder: Recorder) -> None:
     status: dict[str, float | str] = {
         **recorder.bus.recorder_lag(),
         "inserted": recorder.inserted,
+        "refused_sensors": recorder.refused_sensors,
+        "sensors": len(store.names(recorder.conn).sids),
         "storage_ok": 0 if recorder.storage_error else 1,
         "storage_error": recorder.storage_error,
         "ts": time.time(),

@@ -18,7 +18,7 @@ import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
 from itertools import islice
 from pathlib import Path
@@ -59,6 +59,7 @@ class Result:
     already: int = 0
     bad: int = 0
     resumed_at: int = 0
+    refused: int = 0  # readings of sensors past MAX_SENSORS
 
 
 # An input record: a reading, or the reason it is not one.
@@ -67,10 +68,11 @@ Item = Reading | str
 
 @dataclass(frozen=True)
 class Options:
-    """--source and --tz."""
+    """--source and --tz, and MAX_SENSORS (the recorder's bound applies to imports too)."""
 
     source: str | None = None
     tz: tzinfo | None = None
+    max_sensors: int | None = None
 
 
 def open_items(path: Path, options: Options) -> tuple[Iterator[Item], int]:
@@ -255,13 +257,39 @@ def import_file(
                 reported += 1
                 logger.warning("%s: skipped %s", path.name, reason)
         events = [Event(None, r) for r in readings]
-        added = store.insert_imported(conn, events, digest=digest, name=path.name, records=position)
+        refused: list[Event] = []
+        added = store.insert_imported(
+            conn,
+            events,
+            digest=digest,
+            name=path.name,
+            records=position,
+            max_sensors=options.max_sensors,
+            refused=refused,
+        )
         result.added += added
-        result.already += len(readings) - added
+        result.already += len(readings) - added - len(refused)
+        if refused:
+            # Stop here, unfinished: the next run resumes at this batch.
+            _report_refused(path, result, refused)
+            return result
         if progress is not None:
             progress(position, total)
     store.insert_imported(conn, [], digest=digest, name=path.name, records=position, complete=True)
     return result
+
+
+def _report_refused(path: Path, result: Result, refused: list[Event]) -> None:
+    """Name the first few sensors past MAX_SENSORS that stopped the import."""
+    names = sorted({f"{e.reading.source}/{e.reading.sensor}" for e in refused})
+    logger.error(
+        "%s: the history holds MAX_SENSORS sensors already and this file has more (%s%s);"
+        " stopped before them: raise MAX_SENSORS and import it again to continue",
+        path.name,
+        ", ".join(names[:MAX_REPORTED]),
+        ", ..." if len(names) > MAX_REPORTED else "",
+    )
+    result.refused += len(refused)
 
 
 class Progress:
@@ -323,14 +351,20 @@ def _options(args: argparse.Namespace) -> Options | str:
     return Options(source=args.source, tz=tz)
 
 
-def run(conn: sqlite3.Connection, argv: list[str], out: io.TextIOBase | None = None) -> int:
-    """Import every file named; 0 if each was read, 1 if any could not be."""
+def run(
+    conn: sqlite3.Connection,
+    argv: list[str],
+    out: io.TextIOBase | None = None,
+    max_sensors: int | None = None,
+) -> int:
+    """Import every file named; 0 if each was read, 1 if any could not be (or was cut)."""
     out = out or sys.stdout
     args = parse_args(argv)
     options = _options(args)
     if isinstance(options, str):
         print(options, file=sys.stderr)
         return 2
+    options = replace(options, max_sensors=max_sensors)
     failed = 0
     for path in args.files:
         failed += not _one(conn, path, options, out)
@@ -353,9 +387,15 @@ def _one(conn: sqlite3.Connection, path: Path, options: Options, out: io.TextIOB
         progress.close()
     rate = (result.added + result.already) / max(time.monotonic() - start, 1e-9)
     resumed = f", resumed after {result.resumed_at:,} records" if result.resumed_at else ""
+    refused = (
+        f", stopped at {result.refused:,} readings of sensors past MAX_SENSORS"
+        " (raise it and import again to continue)"
+        if result.refused
+        else ""
+    )
     print(
         f"{path}: {result.added:,} readings added, {result.already:,} already stored,"
-        f" {result.bad:,} bad records skipped{resumed} ({rate:,.0f} readings/s)",
+        f" {result.bad:,} bad records skipped{refused}{resumed} ({rate:,.0f} readings/s)",
         file=out,
     )
-    return True
+    return not result.refused

@@ -15,7 +15,7 @@ import redis
 from shared import marks, redis_conn
 from shared.events import Event, stream_id_key
 from shared.marks import MarkHashes, mark_field, split_field
-from shared.reading import MAX_MESSAGE_BYTES, Reading, ReadingError
+from shared.reading import MAX_MESSAGE_BYTES, NAME_RE, Reading, ReadingError
 from shared.settings import Settings
 
 # The recorder's consumer group on the stream (docs/architecture.md, "Processes").
@@ -26,6 +26,8 @@ _MESSAGE_KEYS = frozenset({"data", "type", "id", "retry"})
 MAX_ID_AHEAD = 86400
 # A sensor's last error as /api/sensors shows it: a sentence, not a file.
 MAX_ERROR_CHARS = 500
+# MQTT bridge reports /metrics shows; one per broker is the use, more is junk.
+MAX_BRIDGES = 20
 
 
 def parse_message(data: str | bytes) -> Event:
@@ -84,6 +86,7 @@ class Bus:
         self.marks = MarkHashes(client, channel)
         self.errors_key = f"{channel}:errors"
         self.recorder_key = f"{channel}:recorder"
+        self.bridges_prefix = f"{channel}:mqtt:"
         self.retention_ms = retention * 1000
         self.max_retention_ms = max(retention, max_retention) * 1000
         self._publish = client.register_script(marks.PUBLISH_LUA)
@@ -146,12 +149,22 @@ class Bus:
 
     def recorder_status(self) -> dict[str, float]:
         """The recorder's last report (lag, lag_s, pending, inserted, ts); {} if none."""
-        out = {}
-        for key, value in self.client.hgetall(self.recorder_key).items():
-            try:
-                out[_text(key)] = float(value)
-            except ValueError:
+        return _numbers(self.client.hgetall(self.recorder_key))
+
+    def report_bridge(self, name: str, counts: dict[str, int]) -> None:
+        """An MQTT bridge's counters and the time, in hash <channel>:mqtt:<name>, for /metrics."""
+        self.client.hset(self.bridges_prefix + name, mapping={**counts, "ts": time.time()})
+
+    def bridge_statuses(self) -> dict[str, dict[str, float]]:
+        """Every MQTT bridge's last report by name (at most MAX_BRIDGES; numbers only)."""
+        out: dict[str, dict[str, float]] = {}
+        for key in self.client.scan_iter(match=f"{self.bridges_prefix}*", count=100):
+            name = _text(key).removeprefix(self.bridges_prefix)
+            if not NAME_RE.fullmatch(name):
                 continue
+            out[name] = _numbers(self.client.hgetall(key))
+            if len(out) >= MAX_BRIDGES:
+                break
         return out
 
     def recorder_storage(self) -> dict[str, object]:
@@ -225,6 +238,17 @@ class Bus:
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _numbers(fields: dict) -> dict[str, float]:
+    """A status hash's numeric fields; anything else is left out."""
+    out = {}
+    for key, value in fields.items():
+        try:
+            out[_text(key)] = float(value)
+        except ValueError:
+            continue
+    return out
 
 
 def _entry_event(entry_id: bytes | str, fields: dict) -> Event | None:

@@ -302,8 +302,8 @@ class Settings:
     )  # fmt: skip
     max_sensors: int = setting(
         "MAX_SENSORS", 1000, integer(1, 1_000_000),
-        "Most sensors (source/sensor pairs) a web worker keeps live; readings of any"
-        " further one are refused, logged and counted in /metrics.",
+        "Most sensors (source/sensor pairs) a web worker keeps live and the history holds;"
+        " readings of any further one are refused (not stored), logged and counted in /metrics.",
     )  # fmt: skip
     sensor_expiry_days: float = setting(
         "SENSOR_EXPIRY_DAYS", 7.0, number(0.0, 3650.0),

@@ -145,9 +145,14 @@ def _forget(conn: sqlite3.Connection) -> None:
         conn.names = None
 
 
-def _sid(conn: sqlite3.Connection, known: Names, source: str, sensor: str) -> int:
+def _sid(
+    conn: sqlite3.Connection, known: Names, source: str, sensor: str, max_sensors: int | None
+) -> int | None:
+    """The sensor's id, adding it unless the history holds `max_sensors` already (then None)."""
     sid = known.sids.get((source, sensor))
     if sid is None:
+        if max_sensors is not None and len(known.sids) >= max_sensors:
+            return None
         sid = conn.execute(
             "INSERT INTO sensors (source, sensor) VALUES (?, ?) RETURNING sid", (source, sensor)
         ).fetchone()[0]
@@ -168,9 +173,19 @@ def _mid(conn: sqlite3.Connection, known: Names, metric: str) -> int:
     return mid
 
 
-def insert_events(conn: sqlite3.Connection, events: Iterable[Event]) -> int:
-    """Insert in one transaction, skipping ones already stored; the number added."""
-    return _write(conn, insert_rows, events)
+def insert_events(
+    conn: sqlite3.Connection,
+    events: Iterable[Event],
+    *,
+    max_sensors: int | None = None,
+    refused: list[Event] | None = None,
+) -> int:
+    """Insert in one transaction, skipping ones already stored; the number added.
+
+    With `max_sensors`, readings of a sensor the history does not hold yet
+    are appended to `refused` instead once it holds that many (MAX_SENSORS).
+    """
+    return _write(conn, insert_rows, events, max_sensors, refused)
 
 
 def _write(conn: sqlite3.Connection, work: Callable[..., int], *args: Any) -> int:
@@ -192,15 +207,28 @@ def _write(conn: sqlite3.Connection, work: Callable[..., int], *args: Any) -> in
     return done
 
 
-def insert_rows(conn: sqlite3.Connection, events: Iterable[Event]) -> int:
-    """Insert inside the caller's transaction; update the rollups and the sensors' rows."""
+def insert_rows(
+    conn: sqlite3.Connection,
+    events: Iterable[Event],
+    max_sensors: int | None = None,
+    refused: list[Event] | None = None,
+) -> int:
+    """Insert inside the caller's transaction; update the rollups and the sensors' rows.
+
+    Inside the write transaction the dictionary is current (`_write`), so no
+    writer, recorder or import, takes the sensors past `max_sensors`.
+    """
     known = names(conn)
     added: list[tuple[int, Event]] = []
     packed: dict[tuple[int, int], set[float]] = {}
     execute = conn.execute
     for event in events:
         r = event.reading
-        sid = _sid(conn, known, r.source, r.sensor)
+        sid = _sid(conn, known, r.source, r.sensor, max_sensors)
+        if sid is None:
+            if refused is not None:
+                refused.append(event)
+            continue
         if r.ts < known.blocks_until[sid] * HOUR and r.ts in _packed_times(conn, packed, sid, r.ts):
             continue
         ms, n = _stream_key(event.id)
@@ -328,15 +356,27 @@ def insert_imported(
     name: str,
     records: int,
     complete: bool = False,
+    max_sensors: int | None = None,
+    refused: list[Event] | None = None,
 ) -> int:
     """Insert a batch of an import and move its progress, in one transaction."""
-    return _write(conn, _insert_imported, events, (digest, name, records, int(complete)))
+    progress = (digest, name, records, int(complete))
+    return _write(conn, _insert_imported, events, progress, max_sensors, refused)
 
 
 def _insert_imported(
-    conn: sqlite3.Connection, events: Sequence[Event], progress: tuple[str, str, int, int]
+    conn: sqlite3.Connection,
+    events: Sequence[Event],
+    progress: tuple[str, str, int, int],
+    max_sensors: int | None,
+    refused: list[Event] | None,
 ) -> int:
-    added = insert_rows(conn, events)
+    before = len(refused) if refused is not None else 0
+    added = insert_rows(conn, events, max_sensors, refused)
+    if refused is not None and len(refused) > before:
+        # Progress stays before this batch: a run with a higher MAX_SENSORS
+        # reads it again and adds the readings refused now.
+        return added
     conn.execute(
         "INSERT INTO imports (digest, name, records, complete, at) VALUES (?, ?, ?, ?, ?)"
         " ON CONFLICT DO UPDATE SET records = excluded.records, complete = excluded.complete,"

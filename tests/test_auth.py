@@ -227,7 +227,42 @@ def test_failed_bearer_tokens_count_too(locked) -> None:
     client = locked.test_client()
     for _ in range(limiter.MAX_FAILURES):
         client.get("/api/sensors", headers={"Authorization": "Bearer guess"})
-    assert client.post("/login", data={"token": TOKEN}).status_code == 429
+    assert client.post("/login", data={"token": "guess"}).status_code == 429
+
+
+@pytest.mark.parametrize("how", ["form", "bearer"])
+def test_a_locked_out_address_still_gets_in_with_the_right_token(locked, how: str) -> None:
+    """Failures never refuse a correct token; it clears them, so a typo is a 401 again."""
+    client = locked.test_client()
+    for _ in range(limiter.MAX_FAILURES):
+        assert client.post("/login", data={"token": "guess"}).status_code == 401
+    if how == "form":
+        assert client.post("/login", data={"token": TOKEN}).status_code == 303
+    else:
+        bearer = client.get("/api/openapi.json", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert bearer.status_code == 200
+    assert client.post("/login", data={"token": "typo"}).status_code == 401
+
+
+def test_a_locked_out_address_is_checked_once_per_interval(make_settings) -> None:
+    """Locked: one check per LOCKED_INTERVAL across workers; in between 429, unchecked."""
+    settings = make_settings(ACCESS_TOKEN=TOKEN)
+    apps = [create_app({"TESTING": True, "SETTINGS": settings}) for _ in range(2)]
+    for app in apps:  # two workers sharing Redis, with a short interval
+        bus = app.extensions["bus"]
+        app.extensions[auth.EXTENSION] = limiter.SharedLimiter(bus.client, bus.channel, interval=1)
+    one, two = (app.test_client() for app in apps)
+    for _ in range(limiter.MAX_FAILURES):
+        one.post("/login", data={"token": "guess"})
+    checked = one.post("/login", data={"token": "guess"})
+    assert checked.status_code == 429  # checked, wrong, locked
+    assert 0 < int(checked.headers["Retry-After"]) <= 2
+    # Within the interval the other worker does not check even the right token.
+    early = two.get("/api/openapi.json", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert early.status_code == 429
+    assert int(early.headers["Retry-After"]) <= 2
+    time.sleep(1.1)
+    assert two.post("/login", data={"token": TOKEN}).status_code == 303
 
 
 @pytest.fixture
@@ -296,6 +331,19 @@ def test_limiter_window_and_memory_bound() -> None:
     for i in range(limiter.MAX_TRACKED + 5):
         limits.failed(f"ip{i}", now=float(i))
     assert len(limits._seen) <= limiter.MAX_TRACKED
+
+
+def test_limiter_in_memory_gate() -> None:
+    """Without Redis: locked, one check per interval; a success clears the address."""
+    limits = limiter.FailedLogins(limit=2, window=100.0, interval=5.0)
+    assert limits.gate("a", now=0.0) == limiter.Gate()
+    limits.failed("a", now=0.0)
+    limits.failed("a", now=1.0)
+    assert limits.gate("a", now=2.0) == limiter.Gate(locked=True, failures=True)
+    assert limits.gate("a", now=3.0).wait == pytest.approx(4.0)
+    assert limits.gate("a", now=7.5).wait == 0.0
+    limits.succeeded("a")
+    assert limits.gate("a", now=8.0) == limiter.Gate()
 
 
 def test_the_token_is_never_logged(locked, caplog) -> None:

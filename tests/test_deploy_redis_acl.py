@@ -26,6 +26,7 @@ from devtools.redis_server import free_port
 from devtools.stack import Stack
 from shared.bus import Bus, connect
 from shared.reading import Reading
+from web.limiter import Gate, SharedLimiter
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORDS = {
@@ -159,8 +160,11 @@ def test_producer_publishes_and_can_do_nothing_else(acl_redis: int) -> None:
     ):
         with pytest.raises(redis.exceptions.NoPermissionError):
             forbidden()
-    # The MQTT bridge follows the channel to feed Home Assistant.
+    # The MQTT bridge follows the channel to feed Home Assistant, and reports
+    # its counters where web's /metrics reads them.
     assert _subscribe(producer, "readings")["type"] == "subscribe"
+    bus.report_bridge("acl", {"published": 1})
+    assert Bus(client("web", acl_redis)).bridge_statuses()["acl"]["published"] == 1
     producer.close()
 
 
@@ -190,9 +194,18 @@ def test_web_reads_and_subscribes_but_cannot_write(acl_redis: int) -> None:
         lambda: web.publish("readings", "{}"),
         lambda: web.hset("readings:recorded", "acl/demo", 1),
         lambda: web.xadd("readings:stream", {"r": "{}"}),
+        lambda: web.delete("readings:stream"),
     ):
         with pytest.raises(redis.exceptions.NoPermissionError):
             forbidden()
+    # The login limiter: count, lock, one check per interval, a success clears it.
+    limits = SharedLimiter(web, "readings")
+    for _ in range(limits.limit):
+        limits.failed("192.0.2.1")
+    assert limits.gate("192.0.2.1") == Gate(locked=True, failures=True)
+    assert limits.gate("192.0.2.1").wait > 0
+    limits.succeeded("192.0.2.1")
+    assert limits.gate("192.0.2.1") == Gate()
     web.close()
 
 

@@ -99,6 +99,9 @@ def login(edge: Edge, source: str, token: str, host: str = "127.0.0.1") -> int:
 
 def test_one_guesser_never_locks_out_another_address(edge: Edge) -> None:
     """18 wrong tokens from one address: that address waits, the next gets in."""
+    # Locked out, the right token still gets in, and clears the failures.
+    assert [login(edge, GUESSER, "wrong") for _ in range(limiter.MAX_FAILURES)] == [401] * 10
+    assert login(edge, GUESSER, TOKEN) == 303
     statuses = [login(edge, GUESSER, "wrong") for _ in range(18)]
     assert statuses[: limiter.MAX_FAILURES] == [401] * limiter.MAX_FAILURES
     assert set(statuses[limiter.MAX_FAILURES :]) == {429}

@@ -204,3 +204,28 @@ def test_progress_is_drawn_on_a_terminal_only() -> None:
         progress.close()
     assert "50%" in tty.getvalue()
     assert pipe.getvalue() == ""
+
+
+def test_max_sensors_stops_an_import_before_new_sensors_and_loses_nothing(
+    db, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Past MAX_SENSORS the import stops, says why, and resumes there once it is raised."""
+    path = tmp_path / "readings.jsonl"
+    lines = [
+        json.dumps(
+            {"source": "pi", "sensor": f"s{i // 3000}", "ts": T0 + i, "seq": i,
+             "values": {"temperature_c": 20.0}}
+        )
+        for i in range(9000)
+    ]  # fmt: skip
+    path.write_text("\n".join(lines) + "\n")
+    out = io.StringIO()
+    assert importer.run(db, [str(path)], out, max_sensors=2) == 1
+    assert "past MAX_SENSORS" in out.getvalue()
+    assert "pi/s2" in caplog.text
+    assert db.execute("SELECT count(*) FROM sensors").fetchone()[0] == 2
+    assert store.count_readings(db) == 6000
+    out = io.StringIO()
+    assert importer.run(db, [str(path)], out, max_sensors=3) == 0
+    assert store.count_readings(db) == 9000
+    assert "3,000 readings added" in out.getvalue()

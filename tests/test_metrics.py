@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from web.metrics import render
+from web.metrics import render, render_bridges
 
 LINE = re.compile(
     r'^(# (HELP|TYPE) \w+ .+|sensor_display_\w+(\{[a-z]+="[^"]*"(,[a-z]+="[^"]*")*\})? [-0-9.e+]+)$'
@@ -40,3 +40,28 @@ def test_metrics_endpoint_answers_without_workers(client) -> None:
     assert response.status_code == 200
     assert response.mimetype == "text/plain"
     assert "sensor_display_workers 0" in response.get_data(as_text=True)
+
+
+def test_bridge_counters_are_labelled_and_junk_in_their_hash_is_left_out() -> None:
+    report = {
+        "messages:tasmota": 5.0,
+        "refused:not_json": 2.0,
+        "published": 4.0,
+        "ts": 0.0,
+        # Anyone who may write the hash can put anything there.
+        'refused:x"} 1\nevil': 9.0,
+        "published:extra": 9.0,
+        "messages": 9.0,
+        "unknown_field": 9.0,
+    }
+    lines = render_bridges({"pi-1": report}).strip().splitlines()
+    assert all(LINE.match(line) for line in lines), [x for x in lines if not LINE.match(x)]
+    samples = [line for line in lines if not line.startswith("#")]
+    assert samples[:3] == [
+        'sensor_display_mqtt_messages_total{bridge="pi-1",firmware="tasmota"} 5',
+        'sensor_display_mqtt_refused_total{bridge="pi-1",reason="not_json"} 2',
+        'sensor_display_mqtt_published_total{bridge="pi-1"} 4',
+    ]
+    assert samples[3].startswith('sensor_display_mqtt_status_age_seconds{bridge="pi-1"} ')
+    assert len(samples) == 4
+    assert render_bridges({}) == ""

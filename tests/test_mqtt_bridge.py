@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from devtools.mosquitto import PASSWORD, USER, Mosquitto
 from devtools.redis_server import RedisServer, free_port
 from devtools.stack import ROOT, Stack, wait_http
 from producers.mqtt.bridge import Bridge
+from producers.mqtt.broker import make_client, parse_url
 from producers.mqtt.decoders import default_routes
 from producers.outbox import Outbox
 from producers.runner import Producer
@@ -243,12 +245,24 @@ HOSTILE = [
 ]
 
 
-def test_hostile_payloads_are_dropped_and_the_bridge_keeps_running(
+def metrics(url: str) -> dict[str, float]:
+    """The bridge's samples of /metrics: `name{labels}` -> value."""
+    with urllib.request.urlopen(f"{url}/metrics") as response:
+        text = response.read().decode()
+    return {
+        line.rpartition(" ")[0]: float(line.rpartition(" ")[2])
+        for line in text.splitlines()
+        if line.startswith("sensor_display_mqtt_")
+    }
+
+
+def test_hostile_payloads_are_dropped_counted_in_metrics_and_the_bridge_keeps_running(
     tmp_path: Path, redis_url: str, broker: Mosquitto
 ) -> None:
     stack = make_stack(tmp_path, redis_url, broker)
     device = None
     try:
+        url = stack.start_web()
         bridge = stack.start("bridge", ["-m", "producers.mqtt"])
         wait_for(lambda: "session new" in bridge_log(stack), what="bridge connected")
         device = Publisher(broker.port)
@@ -261,6 +275,31 @@ def test_hostile_payloads_are_dropped_and_the_bridge_keeps_running(
         log = bridge_log(stack)
         assert log.count("dropped") >= 6, log
         assert "Traceback" not in log
+        b = 'bridge="bridge-host"'
+        seen = wait_for(
+            lambda: (m := metrics(url)).get(f"sensor_display_mqtt_published_total{{{b}}}") and m,
+            what="the bridge's counters in /metrics",
+        )
+        assert {name: seen[f"sensor_display_mqtt_refused_total{{{b},reason=\"{name}\"}}"]
+                for name in ("not_json", "too_large", "bad_name", "invalid_reading")} == {
+            "not_json": 2, "too_large": 3, "bad_name": 1, "invalid_reading": 1
+        }  # fmt: skip
+        assert seen[f'sensor_display_mqtt_refused_total{{{b},reason="wrong_shape"}}'] == 0
+        assert seen[f'sensor_display_mqtt_messages_total{{{b},firmware="zigbee2mqtt"}}'] == 5
+        assert seen[f'sensor_display_mqtt_messages_total{{{b},firmware="tasmota"}}'] == 2
+        assert seen[f'sensor_display_mqtt_readings_total{{{b},firmware="zigbee2mqtt"}}'] == 1
+        assert seen[f'sensor_display_mqtt_unknown_fields_total{{{b},firmware="esphome"}}'] == 1
+        assert seen[f"sensor_display_mqtt_published_total{{{b}}}"] == 1
+        assert seen[f"sensor_display_mqtt_connected{{{b}}}"] == 1
+        assert seen[f"sensor_display_mqtt_reconnects_total{{{b}}}"] == 0
+        assert seen[f"sensor_display_mqtt_status_age_seconds{{{b}}}"] < 10
+        broker.stop()
+        broker.start()  # at once: while it is down, another process may take its port
+        wait_for(
+            lambda: metrics(url)[f"sensor_display_mqtt_reconnects_total{{{b}}}"] == 1,
+            timeout=15,
+            what="/metrics counting the reconnect",
+        )
     finally:
         if device:
             device.close()
@@ -278,6 +317,7 @@ def test_stats_count_what_was_dropped(tmp_path: Path, settings) -> None:
     bridge.handle("not/subscribed", b"1")
     stats = bridge.stats
     assert sum(stats.dropped.values()) == 7
+    assert stats.refused == {"not_json": 2, "too_large": 3, "bad_name": 1, "invalid_reading": 1}
     assert stats.unknown["esphome"] == 1  # a state with no discovery config
     assert stats.unknown["zigbee2mqtt"] == 4  # linkquality and voltage, twice
     assert stats.readings["zigbee2mqtt"] == 2
@@ -285,6 +325,60 @@ def test_stats_count_what_was_dropped(tmp_path: Path, settings) -> None:
     seqs = [r.seq for _, r in outbox.unsent()]
     assert seqs[1] == seqs[0] + 1
     outbox.close()
+
+
+def connect_bridge(
+    broker: Mosquitto, outbox: Outbox, settings, lose_acks: bool = False
+) -> tuple[Bridge, mqtt.Client]:
+    """A bridge in this process on a real paho client, subscribed before it returns."""
+    bridge = Bridge(default_routes(), outbox, Producer(settings, [], outbox))
+    client = make_client(parse_url(broker.url), "redelivery-test", manual_ack=True)
+    if lose_acks:
+        client.ack = lambda mid, qos: None  # type: ignore[method-assign]  # PUBACK never sent
+    subscribed = threading.Event()
+    client.on_connect = bridge.on_connect
+    client.on_subscribe = lambda *args: subscribed.set()
+    client.on_message = bridge.on_message
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+    assert subscribed.wait(10), "the bridge did not subscribe"
+    return bridge, client
+
+
+def test_a_redelivery_of_a_stored_message_is_not_stored_again(
+    tmp_path: Path, settings, broker: Mosquitto
+) -> None:
+    """The bridge stores three messages and dies before acknowledging them: mosquitto
+    delivers them again (DUP) to the restarted bridge, which acknowledges without storing."""
+    path = tmp_path / "o.sqlite3"
+    outbox = Outbox(path)
+    bridge, client = connect_bridge(broker, outbox, settings, lose_acks=True)
+    device = Publisher(broker.port)
+    try:
+        for _ in range(3):  # three real readings that happen to be equal: all kept
+            device.publish("zigbee2mqtt/attic", b'{"temperature": 20.5}')
+        wait_for(lambda: len(outbox.unsent()) == 3, what="three messages stored")
+        client.loop_stop()
+        client.socket().close()  # the bridge dies: no DISCONNECT, no PUBACK
+        outbox.close()
+        outbox = Outbox(path)
+        bridge, client = connect_bridge(broker, outbox, settings)
+        wait_for(lambda: bridge.stats.redelivered == 3, what="mosquitto's redeliveries")
+        assert len(outbox.unsent()) == 3
+        assert sum(bridge.stats.messages.values()) == 0
+        client.disconnect()
+        client.loop_stop()
+        # Acknowledged this time: the next connection gets only what is new.
+        bridge, client = connect_bridge(broker, outbox, settings)
+        device.publish("zigbee2mqtt/attic", b'{"temperature": 21.0}')
+        wait_for(lambda: len(outbox.unsent()) == 4, what="the new message")
+        assert bridge.stats.redelivered == 0
+        assert sum(bridge.stats.messages.values()) == 1
+        client.disconnect()
+        client.loop_stop()
+    finally:
+        device.close()
+        outbox.close()
 
 
 def test_storage_failure_is_never_acknowledged(tmp_path: Path, settings) -> None:

@@ -13,6 +13,7 @@ from producers.mqtt.decoders import (
     MAX_FIELDS,
     MAX_PAYLOAD_BYTES,
     MAX_SKEW,
+    REASONS,
     Context,
     Route,
     decode,
@@ -184,7 +185,7 @@ def test_esphome_state_takes_its_unit_from_the_discovery_config() -> None:
     assert (reading.source, reading.sensor) == ("livingroom", "esphome")
     assert reading.values == {"living_room_temperature_c": 21.5}
     # ESPHome publishes "nan" while a sensor has no value: dropped, said why.
-    assert "not a number" in decode(ESPHOME_STATE, topic, b"nan", context).errors[0]
+    assert "not a number" in decode(ESPHOME_STATE, topic, b"nan", context).errors[0].text
     # An empty retained config removes the entity: its states are no longer understood.
     decode(ESPHOME_CONFIG, config_topic, b"", context)
     assert decode(ESPHOME_STATE, topic, b"21.5", context).unknown
@@ -220,24 +221,41 @@ def test_our_own_json_one_or_many() -> None:
     many = [one, {**one, "seq": 8}, {**one, "values": {"t": 1}}]
     out = decode(READINGS, "sensor-display/readings", json.dumps(many).encode(), ctx())
     assert [r.seq for r in out.readings] == [7, 8]
-    assert out.errors == ["reading 2: metric t must end in a unit suffix such as _c or _pct"]
+    assert [e.text for e in out.errors] == [
+        "reading 2: metric t must end in a unit suffix such as _c or _pct"
+    ]
 
 
 HOSTILE = [
-    pytest.param(TASMOTA, "tele/x/SENSOR", b"\x00\xffnot json", "not JSON", id="not-json"),
-    pytest.param(TASMOTA, "tele/x/SENSOR", b"[" * 100_000, "larger than", id="huge"),
-    pytest.param(ZIGBEE, "zigbee2mqtt/x", b"[" * 60_000 + b"]" * 60_000, "", id="deep-huge"),
-    pytest.param(ZIGBEE, "zigbee2mqtt/x", b"[" * 30_000 + b"]" * 30_000, "not JSON", id="deep"),
-    pytest.param(ZIGBEE, "zigbee2mqtt/x", b'{"temperature": NaN}', "NaN", id="nan"),
-    pytest.param(TASMOTA, "tele/x/SENSOR", b'{"A":{"Temperature":Infinity}}', "Inf", id="inf"),
-    pytest.param(ZIGBEE, "zigbee2mqtt/x", b'"just a string"', "JSON object", id="not-object"),
-    pytest.param(ZIGBEE, "zigbee2mqtt/\u2603\u2603", b'{"temperature":1}', "usable", id="name"),
-    pytest.param(TASMOTA, "tele/\u0000/SENSOR", b'{"A":{"Temperature":1}}', "usable", id="ctl"),
+    pytest.param(
+        TASMOTA, "tele/x/SENSOR", b"\x00\xffnot json", "not JSON", "not_json", id="not-json"
+    ),
+    pytest.param(TASMOTA, "tele/x/SENSOR", b"[" * 100_000, "larger than", "too_large", id="huge"),
+    pytest.param(
+        ZIGBEE, "zigbee2mqtt/x", b"[" * 60_000 + b"]" * 60_000, "", "too_large", id="deep-huge"
+    ),
+    pytest.param(
+        ZIGBEE, "zigbee2mqtt/x", b"[" * 30_000 + b"]" * 30_000, "not JSON", "not_json", id="deep"
+    ),
+    pytest.param(ZIGBEE, "zigbee2mqtt/x", b'{"temperature": NaN}', "NaN", "not_json", id="nan"),
+    pytest.param(
+        TASMOTA, "tele/x/SENSOR", b'{"A":{"Temperature":Infinity}}', "Inf", "not_json", id="inf"
+    ),
+    pytest.param(
+        ZIGBEE, "zigbee2mqtt/x", b'"just a string"', "JSON object", "wrong_shape", id="not-object"
+    ),
+    pytest.param(
+        ZIGBEE, "zigbee2mqtt/\u2603\u2603", b'{"temperature":1}', "usable", "bad_name", id="name"
+    ),
+    pytest.param(
+        TASMOTA, "tele/\u0000/SENSOR", b'{"A":{"Temperature":1}}', "usable", "bad_name", id="ctl"
+    ),
     pytest.param(
         ZIGBEE,
         "zigbee2mqtt/x",
         json.dumps({f"f{i}": i for i in range(10_000)}, separators=(",", ":")).encode(),
         "larger than",
+        "too_large",
         id="10000-fields",
     ),
     pytest.param(
@@ -245,6 +263,7 @@ HOSTILE = [
         "zigbee2mqtt/x",
         json.dumps({f"f{i}": i for i in range(1_000)}, separators=(",", ":")).encode(),
         "more than",
+        "too_many_fields",
         id="1000-fields",
     ),
     pytest.param(
@@ -252,21 +271,37 @@ HOSTILE = [
         "tele/x/SENSOR",
         json.dumps({f"S{i}": {"Temperature": 1} for i in range(MAX_FIELDS)}).encode(),
         "more than",
+        "too_many_fields",
         id="many-sensors",
     ),
-    pytest.param(READINGS, "sensor-display/readings", b"[1]", "reading 0", id="bad-reading"),
-    pytest.param(READINGS, "sensor-display/readings", b"[" + b"{}," * 1000 + b"{}]", "more than"),
+    pytest.param(
+        READINGS,
+        "sensor-display/readings",
+        b"[1]",
+        "reading 0",
+        "invalid_reading",
+        id="bad-reading",
+    ),
+    pytest.param(
+        READINGS,
+        "sensor-display/readings",
+        b"[" + b"{}," * 1000 + b"{}]",
+        "more than",
+        "too_many_fields",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("route", "topic", "payload", "why"), HOSTILE)
+@pytest.mark.parametrize(("route", "topic", "payload", "why", "reason"), HOSTILE)
 def test_hostile_payloads_are_refused_with_a_reason(
-    route: Route, topic: str, payload: bytes, why: str
+    route: Route, topic: str, payload: bytes, why: str, reason: str
 ) -> None:
     out = decode(route, topic, payload, ctx())
     assert out.readings == []
     assert out.errors, "a refused message must say why"
-    assert why in out.errors[0]
+    assert why in out.errors[0].text
+    assert out.errors[0].reason == reason  # the label /metrics counts it under
+    assert reason in REASONS
 
 
 def test_names_are_made_safe_and_metric_names_carry_the_unit() -> None:

@@ -13,6 +13,7 @@ from waiting import wait_for
 from recorder.consumer import Recorder
 from shared import store
 from shared.bus import Bus
+from shared.events import Event
 from shared.reading import Reading
 
 
@@ -113,6 +114,54 @@ def test_the_recorder_publishes_where_it_stands_so_unread_entries_are_held(
     _publish_status(recorder)
     assert bus.marks.hold() == stream_id_key(ids[-1])[0]
     assert bus.marks.recorded() == {("pi", "demo"): 3}
+
+
+def test_max_sensors_bounds_the_history(
+    redis_client: redis.Redis, db, client, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Past MAX_SENSORS new sensors are refused, named once, counted; the rest go on."""
+    from recorder.consumer import _publish_status
+
+    bus = Bus(redis_client)
+    recorder = Recorder(bus, db, max_sensors=3)
+    recorder.prepare()
+    # Interleaved: the known sensors' readings after each refused one still land.
+    for seq in range(1, 3):
+        for n in range(6):
+            bus.publish(reading(seq, sensor=f"s{n}"))
+    with caplog.at_level("WARNING"):
+        assert recorder.step(block_ms=100) == 6  # s0-s2, two readings each
+        for n in range(6):
+            bus.publish(reading(3, sensor=f"s{n}"))
+        assert recorder.step(block_ms=100) == 3
+    assert {e.reading.sensor for e in store.latest(db)} == {"s0", "s1", "s2"}
+    assert db.execute("SELECT count(*) FROM sensors").fetchone()[0] == 3
+    assert recorder.refused_sensors == 9
+    # Each refused sensor named once (then at power-of-two totals only).
+    named = [r.getMessage() for r in caplog.records if "MAX_SENSORS" in r.getMessage()]
+    assert [m.split()[1] for m in named] == ["pi/s3:", "pi/s4:", "pi/s5:", "pi/s3:", "pi/s4:"]
+    assert [int(m.split()[-5]) for m in named][3:] == [4, 8]
+    # Acknowledged, so nothing wedges; no mark for what was not stored.
+    assert bus.recorder_lag()["lag"] == 0
+    assert bus.recorder_lag()["pending"] == 0
+    assert bus.marks.recorded() == {("pi", f"s{n}"): 3 for n in range(3)}
+    _publish_status(recorder)
+    text = client.get("/metrics").get_data(as_text=True).splitlines()
+    assert "sensor_display_recorder_refused_sensors_total 9" in text
+    assert "sensor_display_recorder_sensors 3" in text
+
+
+def test_max_sensors_counts_what_the_history_holds_already(redis_client: redis.Redis, db) -> None:
+    """A history over the bound (MAX_SENSORS lowered) keeps its sensors and adds none."""
+    store.insert_events(db, [Event(None, reading(1, sensor=f"old{n}")) for n in range(4)])
+    bus = Bus(redis_client)
+    recorder = Recorder(bus, db, max_sensors=2)
+    recorder.prepare()
+    bus.publish(reading(2, sensor="old3"))
+    bus.publish(reading(1, sensor="new"))
+    assert recorder.step(block_ms=100) == 1
+    assert recorder.refused_sensors == 1
+    assert db.execute("SELECT count(*) FROM sensors").fetchone()[0] == 4
 
 
 @pytest.mark.parametrize("module", ["recorder", "web.recorder"])

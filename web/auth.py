@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+from dataclasses import replace
 from urllib.parse import urlencode
 
 import redis
@@ -30,7 +31,7 @@ from flask import (
 
 from shared.settings import SettingsError
 from web import sessions
-from web.limiter import SharedLimiter
+from web.limiter import Gate, SharedLimiter
 from web.peers import is_https, request_client, same_origin
 
 logger = logging.getLogger(__name__)
@@ -64,6 +65,8 @@ FULL = "full"
 VIEW = "view"
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 EXTENSION = "sensor_display_auth"
+# The login form as an answer: (page, status) or (page, status, headers).
+Page = tuple[str, int] | tuple[str, int, dict[str, str]]
 REVOCATIONS = "sensor_display_sessions"
 
 
@@ -149,30 +152,52 @@ def can_write() -> bool:
     return given is not None and token_matches(given, token)
 
 
-def _bearer_level(given: str) -> str | tuple[Response, int]:
-    """FULL or VIEW for a valid Bearer token, else the 401 or 429 answer."""
+def _level_of(given: str, *, view_only: bool = False) -> str | None:
+    """FULL or VIEW for the token it matches, else None."""
     settings = current_app.config["SETTINGS"]
-    wait = _limiter().blocked_for(_client())
-    if wait:
-        return _too_many(wait)
-    if token_matches(given, settings.access_token):
+    if not view_only and token_matches(given, settings.access_token):
         return FULL
     if token_matches(given, settings.view_token):
         return VIEW
-    _limiter().failed(_client())
-    logger.warning("rejected a Bearer token from %s", _client())
+    return None
+
+
+def _check_token(given: str, what: str, *, view_only: bool = False) -> str | Gate:
+    """The level `given` opens, else the address's gate (429 if it says wait or locked).
+
+    A correct token always opens, whatever its address failed before, and
+    clears those failures; a locked address is only checked less often
+    (web/limiter.py).
+    """
+    who = _client()
+    gate = _limiter().gate(who)
+    if gate.wait:
+        return gate
+    level = _level_of(given, view_only=view_only)
+    if level is not None:
+        if gate.failures:
+            _limiter().succeeded(who)
+        return level
+    _limiter().failed(who)
+    logger.warning("%s from %s%s", what, who, " (locked out)" if gate.locked else "")
+    return replace(gate, wait=_limiter().interval) if gate.locked else gate
+
+
+def _bearer_level(given: str) -> str | tuple[Response, int]:
+    """FULL or VIEW for a valid Bearer token, else the 401 or 429 answer."""
+    checked = _check_token(given, "rejected a Bearer token")
+    if isinstance(checked, str):
+        return checked
+    if checked.wait:
+        return _too_many(checked.wait)
     return _unauthorized("the Bearer token is not valid")
 
 
-def _token_in_url(view_token: str) -> Response | tuple[str, int]:
+def _token_in_url(view_token: str) -> Response | Page:
     """A kiosk's first visit, `?token=<VIEW_TOKEN>`: set the view cookie, drop it from the URL."""
-    wait = _limiter().blocked_for(_client())
-    if wait:
-        return render_template("login.html", error="Too many attempts. Wait a few minutes."), 429
-    if not token_matches(request.args.get("token", ""), view_token):
-        _limiter().failed(_client())
-        logger.warning("wrong token in the URL from %s", _client())
-        return render_template("login.html", error="That token is not right."), 401
+    checked = _check_token(request.args.get("token", ""), "wrong token in the URL", view_only=True)
+    if not isinstance(checked, str):
+        return _form_refusal(checked)
     rest = {k: v for k, v in request.args.items(multi=True) if k != "token"}
     # Relative, so it works under a path prefix: "display?dim=...", or "./" for the dashboard.
     here = request.path.rsplit("/", 1)[-1] or "./"
@@ -180,6 +205,17 @@ def _token_in_url(view_token: str) -> Response | tuple[str, int]:
     _set_session(response, sessions.issue(view_token, VIEW))
     logger.info("view session from %s", _client())
     return response
+
+
+def _form_refusal(gate: Gate) -> Page:
+    """The login form again: 429 (with Retry-After) while the address must wait, else 401."""
+    if not gate.wait:
+        return render_template("login.html", error="That token is not right."), 401
+    seconds = int(gate.wait) + 1
+    page = render_template(
+        "login.html", error=f"Too many failed attempts. Try again in {seconds} s."
+    )
+    return page, 429, {"Retry-After": str(seconds)}
 
 
 def _unauthorized(message: str) -> tuple[Response, int]:
@@ -195,7 +231,7 @@ def _too_many(wait: float) -> tuple[Response, int]:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-def login() -> Response | tuple[str, int] | str:
+def login() -> Response | Page | str:
     """The login form; a correct token sets the session cookie and goes to the dashboard."""
     token = current_app.config["SETTINGS"].access_token
     if not token:
@@ -205,21 +241,15 @@ def login() -> Response | tuple[str, int] | str:
     if not same_origin():
         logger.warning("refused a cross-site login from %s", _client())
         return render_template("login.html", error="Log in from this site's own form."), 403
-    # Only this address's own failures count: a correct token from anyone
-    # else is never refused because of a guesser.
-    wait = _limiter().blocked_for(_client())
-    if wait:
-        return render_template("login.html", error="Too many attempts. Wait a few minutes."), 429
-    given = request.form.get("token", "")
-    view = current_app.config["SETTINGS"].view_token
-    if token_matches(given, token):
-        cookie = sessions.issue(token, FULL)
-    elif token_matches(given, view):
-        cookie = sessions.issue(view, VIEW)
-    else:
-        _limiter().failed(_client())
-        logger.warning("failed login from %s", _client())
-        return render_template("login.html", error="That token is not right."), 401
+    # Only this address's own failures count, and a correct token is never
+    # refused because of them: a locked address is only checked less often.
+    checked = _check_token(request.form.get("token", ""), "failed login")
+    if not isinstance(checked, str):
+        return _form_refusal(checked)
+    settings = current_app.config["SETTINGS"]
+    cookie = sessions.issue(
+        settings.access_token if checked == FULL else settings.view_token, checked
+    )
     logger.info("login from %s", _client())
     response = redirect("./", code=303)
     _set_session(response, cookie)

@@ -1,8 +1,13 @@
 """Failed logins per client address, shared by every worker and replica through Redis.
 
 Only failures count, per address (web/peers.py finds the real one behind a
-trusted proxy), so one guesser never locks out anyone else. While Redis is
-unreachable each worker counts in memory instead.
+trusted proxy), so one guesser never locks out anyone else, and a correct
+token is never refused because of them: it resets its address's count. An
+address past MAX_FAILURES in the window is *locked*: its tokens are still
+checked, but one per LOCKED_INTERVAL (across workers and replicas); attempts
+in between get 429 unchecked. That, not a refusal of the right token, is what
+bounds guessing (docs/security.md, "When to turn on `ACCESS_TOKEN`"). While
+Redis is unreachable each worker counts in memory instead.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import logging
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import redis
 
@@ -19,7 +24,18 @@ logger = logging.getLogger(__name__)
 
 MAX_FAILURES = 10
 FAILURE_WINDOW = 300.0
+# A locked address keeps the rate it had before the lock: 10 per 5 minutes.
+LOCKED_INTERVAL = FAILURE_WINDOW / MAX_FAILURES
 MAX_TRACKED = 10_000
+
+
+@dataclass(frozen=True)
+class Gate:
+    """Whether a client's token may be checked now."""
+
+    locked: bool = False  # MAX_FAILURES failures in the window: a wrong token gets 429
+    wait: float = 0.0  # > 0: not now (its check in this LOCKED_INTERVAL is taken); 429
+    failures: bool = False  # some on record, for a correct token to clear
 
 
 @dataclass
@@ -28,7 +44,9 @@ class FailedLogins:
 
     limit: int = MAX_FAILURES
     window: float = FAILURE_WINDOW
+    interval: float = LOCKED_INTERVAL
     _seen: dict[str, deque[float]] = field(default_factory=dict)
+    _slots: dict[str, float] = field(default_factory=dict)  # locked address -> its next check
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def blocked_for(self, who: str, now: float | None = None) -> float:
@@ -53,6 +71,27 @@ class FailedLogins:
                 self._seen.pop(min(self._seen, key=lambda k: self._seen[k][-1]))
             self._seen.setdefault(who, deque(maxlen=self.limit)).append(now)
 
+    def gate(self, who: str, now: float | None = None) -> Gate:
+        """May `who`'s token be checked now? A locked address: once per `interval`."""
+        now = time.monotonic() if now is None else now
+        if not self.blocked_for(who, now):
+            return Gate(failures=bool(self._seen.get(who)))
+        with self._lock:
+            ready = self._slots.get(who, 0.0)
+            if ready > now:
+                return Gate(locked=True, wait=ready - now, failures=True)
+            if len(self._slots) >= MAX_TRACKED:
+                self._slots = {k: v for k, v in self._slots.items() if v > now}
+            if len(self._slots) < MAX_TRACKED:
+                self._slots[who] = now + self.interval
+            return Gate(locked=True, failures=True)
+
+    def succeeded(self, who: str) -> None:
+        """A correct token: forget `who`'s failures."""
+        with self._lock:
+            self._seen.pop(who, None)
+            self._slots.pop(who, None)
+
 
 class SharedLimiter:
     """Failures per address in Redis (a counter that expires with its window)."""
@@ -63,24 +102,41 @@ class SharedLimiter:
         channel: str,
         limit: int = MAX_FAILURES,
         window: float = FAILURE_WINDOW,
+        interval: float = LOCKED_INTERVAL,
     ) -> None:
         self.client = client
         self.prefix = f"{channel}:auth:fail:"
+        self.slot_prefix = f"{channel}:auth:slot:"
         self.limit = limit
         self.window = int(window)
-        self.local = FailedLogins(limit, window)
+        self.interval = interval
+        self.interval_ms = max(int(interval * 1000), 1)
+        self.local = FailedLogins(limit, window, interval)
 
-    def blocked_for(self, who: str) -> float:
-        """Seconds `who` must wait; 0 if it may try now."""
+    def gate(self, who: str) -> Gate:
+        """May `who`'s token be checked now? A locked address: once per interval, shared."""
+        slot = self.slot_prefix + who
         try:
-            with self.client.pipeline(transaction=False) as pipe:
-                count, ttl = pipe.get(self.prefix + who).ttl(self.prefix + who).execute()
+            count = self.client.get(self.prefix + who)
+            if count is None or int(count) < self.limit:
+                local = self.local.gate(who)
+                return replace(local, failures=local.failures or count is not None)
+            # SET NX: one check per interval for the address, whichever worker gets it.
+            if self.client.set(slot, 1, nx=True, px=self.interval_ms):
+                return Gate(locked=True, failures=True)
+            wait = self.client.pttl(slot)
         except redis.RedisError as exc:
             logger.warning("login limiter in Redis unavailable (%s); counting per worker", exc)
-            return self.local.blocked_for(who)
-        if count is None or int(count) < self.limit:
-            return self.local.blocked_for(who)
-        return float(max(ttl, 1))
+            return self.local.gate(who)
+        return Gate(locked=True, wait=max(wait, 1) / 1000, failures=True)
+
+    def succeeded(self, who: str) -> None:
+        """A correct token: forget `who`'s failures everywhere."""
+        self.local.succeeded(who)
+        try:
+            self.client.delete(self.prefix + who, self.slot_prefix + who)
+        except redis.RedisError as exc:
+            logger.warning("login limiter in Redis unavailable (%s); counting per worker", exc)
 
     def failed(self, who: str) -> None:
         """Count one failure of `who` for the window."""

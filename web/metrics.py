@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 import time
 from dataclasses import asdict
@@ -44,6 +45,12 @@ RECORDER = {
     "lag_s": ("recorder_lag_seconds", "gauge", "age of the oldest entry not yet recorded"),
     "pending": ("recorder_pending", "gauge", "entries read but not yet stored"),
     "inserted": ("recorder_inserted_total", "counter", "readings stored by the recorder"),
+    "refused_sensors": (
+        "recorder_refused_sensors_total",
+        "counter",
+        "readings the recorder refused: their sensor is new and the history holds MAX_SENSORS",
+    ),
+    "sensors": ("recorder_sensors", "gauge", "sensors the history holds (at most MAX_SENSORS)"),
     "ts": ("recorder_status_age_seconds", "gauge", "seconds since the recorder reported"),
     "storage_ok": (
         "recorder_history_writable",
@@ -52,6 +59,54 @@ RECORDER = {
         " and acknowledges nothing",
     ),
 }
+
+# An MQTT bridge's report (hash <channel>:mqtt:<source>, written by
+# producers/mqtt; docs/architecture.md, "Other ways in and out"): field ->
+# (metric, type, help, label of `field:<label>` fields or None).
+BRIDGE = {
+    "messages": (
+        "mqtt_messages_total",
+        "counter",
+        "MQTT messages received on the bridge's subscriptions",
+        "firmware",
+    ),
+    "readings": ("mqtt_readings_total", "counter", "readings decoded from MQTT", "firmware"),
+    "refused": (
+        "mqtt_refused_total",
+        "counter",
+        "messages (or sensors of one) refused, by reason (docs/mqtt.md)",
+        "reason",
+    ),
+    "unknown": (
+        "mqtt_unknown_fields_total",
+        "counter",
+        "fields dropped for want of a known unit",
+        "firmware",
+    ),
+    "ignored": (
+        "mqtt_ignored_total",
+        "counter",
+        "messages that are not measurements (commands, states of the bridge itself)",
+        None,
+    ),
+    "published": ("mqtt_published_total", "counter", "bridge readings Redis took", None),
+    "repeats": (
+        "mqtt_repeats_total",
+        "counter",
+        "bridge readings Redis dropped as already published",
+        None,
+    ),
+    "reconnects": ("mqtt_reconnects_total", "counter", "reconnections to the broker", None),
+    "redelivered": (
+        "mqtt_redelivered_total",
+        "counter",
+        "broker redeliveries of messages already stored: acknowledged, not stored again",
+        None,
+    ),
+    "connected": ("mqtt_connected", "gauge", "1 while the bridge is connected to its broker", None),
+    "ts": ("mqtt_status_age_seconds", "gauge", "seconds since the bridge reported", None),
+}
+LABEL_RE = re.compile(r"[a-z0-9_]{1,32}")
 
 
 def worker_key(channel: str) -> str:
@@ -137,6 +192,28 @@ def render(
     return "\n".join(lines) + "\n"
 
 
+def render_bridges(bridges: dict[str, dict[str, float]]) -> str:
+    """The MQTT bridges' part: every counter labelled with its bridge (its SOURCE)."""
+    samples: dict[str, list[str]] = {field: [] for field in BRIDGE}
+    for bridge, report in sorted(bridges.items()):
+        for key, value in sorted(report.items()):
+            field, _, label = key.partition(":")
+            if field not in BRIDGE or bool(label) != bool(BRIDGE[field][3]):
+                continue
+            if label and not LABEL_RE.fullmatch(label):
+                continue
+            labels = f'bridge="{bridge}"' + (f',{BRIDGE[field][3]}="{label}"' if label else "")
+            shown = time.time() - value if field == "ts" else value
+            samples[field].append(f"sensor_display_{BRIDGE[field][0]}{{{labels}}} {shown:g}")
+    lines = []
+    for field, (name, kind, help_, _) in BRIDGE.items():
+        if samples[field]:
+            lines.append(f"# HELP sensor_display_{name} {help_}")
+            lines.append(f"# TYPE sensor_display_{name} {kind}")
+            lines += samples[field]
+    return "".join(line + "\n" for line in lines)
+
+
 @bp.get("/metrics")
 def metrics() -> Response:
     """Prometheus text format 0.0.4."""
@@ -145,9 +222,10 @@ def metrics() -> Response:
         workers = _workers(bus.client, bus.channel)
         recorder = bus.recorder_status()
         lag = bus.recorder_lag()
+        bridges = bus.bridge_statuses()
     except redis.RedisError as exc:
         logger.warning("metrics from Redis unavailable: %s", exc)
-        workers, recorder, lag = [], {}, None
+        workers, recorder, lag, bridges = [], {}, None, {}
     now = time.time()
     try:
         ages = [
@@ -155,7 +233,7 @@ def metrics() -> Response:
         ]
     except db.HistoryUnavailable:
         ages = []
-    body = render(workers, recorder, ages, lag)
+    body = render(workers, recorder, ages, lag) + render_bridges(bridges)
     try:
         body += alerts.render_metrics(alerts.firing_count(), alerts.targets())
     except db.HistoryUnavailable:

@@ -7,7 +7,8 @@
 #
 #   default   REDIS_PASSWORD            admin: redis-cli, backups, debugging
 #   producer  REDIS_PRODUCER_PASSWORD   publish readings (script, stream, channel);
-#                                       subscribe (the MQTT bridge's Home Assistant side)
+#                                       subscribe (the MQTT bridge's Home Assistant side);
+#                                       the MQTT bridge's counters (<ch>:mqtt:*)
 #   web       REDIS_WEB_PASSWORD        read the stream and subscribe; write only its
 #                                       metrics hash and the login keys (<ch>:auth:*)
 #   recorder  REDIS_RECORDER_PASSWORD   consumer group on the stream, delivery marks,
@@ -69,14 +70,14 @@ exec redis-server \
   --appendfsync everysec \
   --user default on ">${REDIS_PASSWORD}" '~*' '&*' '+@all' \
   --user producer on ">${REDIS_PRODUCER_PASSWORD}" resetchannels "&${ch}" \
-    "~${ch}:stream" "~${ch}:published" "%R~${ch}:recorded" "~${ch}:errors" \
+    "~${ch}:stream" "~${ch}:published" "%R~${ch}:recorded" "~${ch}:errors" "~${ch}:mqtt:*" \
     -@all +hello +auth +ping +select +reset '+client|setname' '+client|id' \
     +evalsha '+script|exists' \
     +time +xadd +publish +hget +hset +hdel +hgetall +subscribe +unsubscribe \
   --user web on ">${REDIS_WEB_PASSWORD}" resetchannels "&${ch}" "%R~${ch}:*" \
     "%RW~${ch}:metrics:*" "%RW~${ch}:auth:*" \
     -@all +@connection +@read -@dangerous +subscribe +unsubscribe \
-    +hset +expire +set +incr \
+    +hset +expire +set +incr +del \
   --user recorder on ">${REDIS_RECORDER_PASSWORD}" resetchannels "&${ch}" "~${ch}:*" \
     -@all +@connection +@read +@write +@stream +@hash -@dangerous -@scripting \
     +subscribe +unsubscribe +publish +evalsha +eval '+script|load' '+script|exists' \

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from types import FrameType
 
 import paho.mqtt.client as mqtt
+import redis
 
 from producers.mqtt import discovery
 from producers.mqtt.bridge import Bridge
@@ -23,12 +24,16 @@ from producers.mqtt.broker import Broker, make_client, parse_url
 from producers.mqtt.decoders import Route, default_routes, parse_routes
 from producers.outbox import Outbox
 from producers.runner import Producer
+from shared import redis_conn
+from shared.bus import Bus
 from shared.logs import startup
 from shared.settings import Settings
 
 logger = logging.getLogger("producers.mqtt")
 
 STATS_EVERY = 60.0
+# How often the counters are written for /metrics (web pushes its own as often).
+REPORT_EVERY = 2.0
 
 
 def configure(settings: Settings) -> tuple[Broker, tuple[Route, ...]]:
@@ -86,7 +91,8 @@ def run(settings: Settings, broker: Broker, routes: tuple[Route, ...]) -> int:
     )
     client.connect_async(broker.host, broker.port, keepalive=30)
     client.loop_start()
-    _wait(stop, bridge)
+    status = Bus.for_settings(redis_conn.client(settings, socket_timeout=5), settings)
+    _wait(stop, bridge, lambda: bridge.report(status, settings.source))
     if announcer:
         announcer.close()
     client.disconnect()
@@ -95,6 +101,8 @@ def run(settings: Settings, broker: Broker, routes: tuple[Route, ...]) -> int:
     producer.stored.set()
     publisher.join(timeout=5)
     outbox.close()
+    _report(lambda: bridge.report(status, settings.source))
+    status.client.close()
     logger.info("stopped: %s", bridge.stats.summary())
     return 1 if bridge.failed.is_set() else 0
 
@@ -119,16 +127,27 @@ def _then(on_connect: OnConnect, after: Callable[[], None]) -> OnConnect:
     return both
 
 
-def _wait(stop: threading.Event, bridge: Bridge) -> None:
-    """Until stopped or the outbox fails; a summary line each minute that changed."""
-    last, next_at = "", time.monotonic() + STATS_EVERY
+def _wait(stop: threading.Event, bridge: Bridge, report: Callable[[], None]) -> None:
+    """Until stopped or the outbox fails: counters reported, a summary line each changed minute."""
+    last, next_at, report_at = "", time.monotonic() + STATS_EVERY, 0.0
     while not stop.wait(0.5) and not bridge.failed.is_set():
+        if time.monotonic() >= report_at:
+            report_at = time.monotonic() + REPORT_EVERY
+            _report(report)
         if time.monotonic() >= next_at:
             next_at += STATS_EVERY
             line = bridge.stats.summary()
             if line != last:
                 logger.info("%s", line)
                 last = line
+
+
+def _report(report: Callable[[], None]) -> None:
+    """Report the counters; Redis away is said by the publisher, so quietly here."""
+    try:
+        report()
+    except redis.RedisError as exc:
+        logger.debug("counters not reported: %s", exc)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,24 +3,28 @@
 A message is acknowledged (PUBACK) only after its readings are in the
 outbox, so a crash between the two makes the broker deliver it again; the
 outbox and its publisher thread are the producer's own (producers/runner.py),
-which is what gives bridge readings a seq and survives Redis outages.
+which is what gives bridge readings a seq and survives Redis outages. The
+outbox also remembers each stored message's digest (packet id, topic,
+payload), in the same transaction, so a redelivery (DUP) of a message already
+stored is acknowledged without storing it twice.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import sqlite3
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import paho.mqtt.client as mqtt
 
-from producers.mqtt.decoders import Context, Decoded, Route, decode
+from producers.mqtt.decoders import DECODERS, REASONS, Context, Decoded, Refusal, Route, decode
 from producers.outbox import Outbox
 from producers.runner import Producer
-from shared.reading import Reading
+from shared.bus import Bus
 
 logger = logging.getLogger(__name__)
 
@@ -29,41 +33,74 @@ MAX_LOGGED = 1000
 # Errors logged one by one before only every thousandth is (a flood stays readable).
 LOUD_ERRORS = 100
 ROUTE_CACHE = 10_000
+# Labels of the per-firmware counters; "unrouted": a topic that is not UTF-8.
+FIRMWARES = (*DECODERS, "unrouted")
 
 
 @dataclass
 class Stats:
-    """What the bridge did, by firmware: messages, readings, drops."""
+    """What the bridge did, by firmware: messages, readings, drops (/metrics shows them)."""
 
     messages: Counter[str] = field(default_factory=Counter)
     readings: Counter[str] = field(default_factory=Counter)
     dropped: Counter[str] = field(default_factory=Counter)  # messages refused whole or in part
+    refused: Counter[str] = field(default_factory=Counter)  # refusals by reason (REASONS)
     unknown: Counter[str] = field(default_factory=Counter)  # fields with no known unit
     ignored: int = 0  # topics that are not measurements (commands, bridge state)
+    connects: int = 0  # connections to the broker: the first, then each reconnect
+    redelivered: int = 0  # broker redeliveries of messages already stored: not stored again
     _logged: set[str] = field(default_factory=set)
+    # Counted in paho's network thread, read by the status writer in the main one.
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def record(self, firmware: str, topic: str, out: Decoded) -> None:
         """Count one decoded message; log each unknown field once, errors with restraint."""
-        self.messages[firmware] += 1
-        self.ignored += out.ignored
-        self.readings[firmware] += len(out.readings)
+        with self._lock:
+            self.messages[firmware] += 1
+            self.ignored += out.ignored
+            self.readings[firmware] += len(out.readings)
+            self.unknown[firmware] += len(out.unknown)
+            self.refused.update(refusal.reason for refusal in out.errors)
+            self.dropped[firmware] += bool(out.errors)
         for name in out.unknown:
-            self.unknown[firmware] += 1
             key = f"{firmware}:{name}"
             if key not in self._logged and len(self._logged) < MAX_LOGGED:
                 self._logged.add(key)
                 logger.warning("%s field %s has no known unit: dropped (said once)", firmware, name)
         if out.errors:
-            self.dropped[firmware] += 1
             total = sum(self.dropped.values())
             if total <= LOUD_ERRORS or total % 1000 == 0:
                 logger.warning(
                     "%s message on %.120s dropped: %s (%d dropped so far)",
                     firmware,
                     topic,
-                    "; ".join(out.errors)[:300],
+                    "; ".join(refusal.text for refusal in out.errors)[:300],
                     total,
                 )
+
+    def count(self, what: str) -> None:
+        """One more of a plain counter (`ignored`, `connects`)."""
+        with self._lock:
+            setattr(self, what, getattr(self, what) + 1)
+
+    def snapshot(self) -> dict[str, int]:
+        """Every counter as one flat mapping: `messages:<firmware>`, `refused:<reason>`, ...
+
+        Every label is present, zeros included, so a report overwrites all of
+        the last one (a restarted bridge leaves no stale field behind).
+        """
+        labels = {"refused": REASONS}
+        with self._lock:
+            out = {
+                "ignored": self.ignored,
+                "reconnects": max(self.connects - 1, 0),
+                "redelivered": self.redelivered,
+            }
+            for name in ("messages", "readings", "refused", "unknown"):
+                counter: Counter[str] = getattr(self, name)
+                for label in labels.get(name, FIRMWARES):
+                    out[f"{name}:{label}"] = counter[label]
+            return out
 
     def summary(self) -> str:
         """One line for the log."""
@@ -72,6 +109,15 @@ class Stats:
             f"dropped {sum(self.dropped.values())}, unknown fields {sum(self.unknown.values())}, "
             f"ignored {self.ignored}"
         )
+
+
+def delivery_digest(mid: int, topic: str, payload: bytes) -> bytes:
+    """What identifies one delivery: a redelivery keeps the packet id, topic and payload."""
+    digest = hashlib.blake2b(mid.to_bytes(2, "big"), digest_size=16)
+    digest.update(topic.encode())
+    digest.update(b"\0")
+    digest.update(payload)
+    return digest.digest()
 
 
 class Bridge:
@@ -95,6 +141,7 @@ class Bridge:
         # JSON): Home Assistant knows those devices already.
         self.firmware_keys: set[tuple[str, str]] = set()
         self.failed = threading.Event()  # the outbox cannot be written: stop, unacknowledged
+        self.connected = False
         self._routes_of: dict[str, Route | None] = {}
 
     def route(self, topic: str) -> Route | None:
@@ -107,29 +154,33 @@ class Bridge:
         self._routes_of[topic] = found
         return found
 
-    def handle(self, topic: str, payload: bytes) -> int:
-        """Decode one message and store its readings; the number stored."""
+    def handle(self, topic: str, payload: bytes, delivery: bytes | None = None) -> int:
+        """Decode one message and store its readings (and `delivery`, its digest); how many."""
         route = self.route(topic)
         if route is None:
-            self.stats.ignored += 1
+            self.stats.count("ignored")
             return 0
         self.ctx.now = time.time()
         out = decode(route, topic, payload, self.ctx)
         self.stats.record(route.firmware, topic, out)
-        for reading in out.readings:
-            self.store(reading, route.firmware)
         if out.readings:
+            stored = self.outbox.add_all(out.readings, delivery)
+            if route.firmware != "readings":
+                self.firmware_keys.update(reading.key for reading in stored)
             self.producer.stored.set()  # wake the publisher thread
         return len(out.readings)
 
-    def store(self, reading: Reading, firmware: str) -> Reading:
-        """Give the reading the next seq of its sensor (unless it has one) and keep it."""
-        if reading.seq is None:
-            reading = replace(reading, seq=self.outbox.next_seq(reading.source, reading.sensor))
-        self.outbox.add(reading)
-        if firmware != "readings":
-            self.firmware_keys.add(reading.key)
-        return reading
+    def report(self, bus: Bus, name: str) -> None:
+        """Write every counter where web's /metrics reads it (the recorder's way)."""
+        bus.report_bridge(
+            name,
+            {
+                **self.stats.snapshot(),
+                "published": self.producer.published_total,
+                "repeats": self.producer.repeats_total,
+                "connected": int(self.connected),
+            },
+        )
 
     # -- paho callbacks (the network thread) -------------------------------
 
@@ -146,6 +197,8 @@ class Bridge:
             logger.error("broker refused the connection: %s", reason)
             return
         self.connect_failures = 0
+        self.connected = True
+        self.stats.count("connects")
         result, _ = client.subscribe([(r.filter, 1) for r in self.routes])
         logger.info(
             "connected (session %s); subscribing to %s: %s",
@@ -177,6 +230,7 @@ class Bridge:
         self, client: mqtt.Client, userdata: object, flags: object, reason: object, props: object
     ) -> None:
         """Log it; paho reconnects by itself with capped backoff (unless we asked)."""
+        self.connected = False
         if getattr(reason, "is_failure", True):
             logger.warning("disconnected from the broker (%s); reconnecting", reason)
         else:
@@ -187,11 +241,18 @@ class Bridge:
         try:
             topic = msg.topic
         except UnicodeDecodeError:
-            self.stats.record("?", "(invalid UTF-8)", Decoded(errors=["topic is not UTF-8"]))
+            refusal = Refusal("bad_topic", "topic is not UTF-8")
+            self.stats.record("unrouted", "(invalid UTF-8)", Decoded(errors=[refusal]))
             client.ack(msg.mid, msg.qos)
             return
+        # QoS 0 has no packet id and is never redelivered.
+        delivery = delivery_digest(msg.mid, topic, msg.payload) if msg.qos else None
         try:
-            self.handle(topic, msg.payload)
+            if msg.dup and delivery and self.outbox.delivered(delivery):
+                # The broker never got our acknowledgement (docs/mqtt.md, "Delivery").
+                self.stats.count("redelivered")
+            else:
+                self.handle(topic, msg.payload, delivery)
         except (sqlite3.Error, OSError):
             logger.exception("cannot write the outbox: stopping without acknowledging")
             self.failed.set()

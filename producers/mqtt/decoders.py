@@ -2,7 +2,9 @@
 
 Each firmware is a function and a table of the fields it knows. A field
 with no known unit is reported in `Decoded.unknown`, never guessed; a
-message that cannot be read is reported in `Decoded.errors`.
+message (or a sensor of it) that cannot be read is reported in
+`Decoded.errors` as a `Refusal`: a reason from `REASONS`, counted in
+/metrics, and a sentence for the log.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
+from typing import NamedTuple
 
 from producers.mqtt.units import SUFFIX_OF_SYMBOL
 from shared.reading import Reading, ReadingError, unit_of
@@ -32,8 +35,33 @@ MAX_ENTITIES = 10_000
 OUR_ROOT = "sensor-display"
 
 
+# Why a message or part of one was refused: the label of its /metrics counter.
+REASONS = (
+    "too_large",
+    "not_json",
+    "wrong_shape",
+    "too_many_fields",
+    "bad_name",
+    "not_a_number",
+    "invalid_reading",
+    "too_many_entities",
+    "bad_topic",
+)
+
+
 class DecodeError(ValueError):
-    """A message that cannot be read; the text says why."""
+    """A message that cannot be read; `reason` is one of REASONS, the text says why."""
+
+    def __init__(self, reason: str, text: str) -> None:
+        super().__init__(text)
+        self.reason = reason
+
+
+class Refusal(NamedTuple):
+    """A message or one of its sensors refused: the reason (REASONS) and a sentence."""
+
+    reason: str
+    text: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +93,7 @@ class Decoded:
 
     readings: list[Reading] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
+    errors: list[Refusal] = field(default_factory=list)
     ignored: bool = False
 
 
@@ -93,7 +121,7 @@ class Entities:
         if entity is None:
             return
         if len(self.by_config) >= MAX_ENTITIES:
-            raise DecodeError(f"more than {MAX_ENTITIES} discovery configs")
+            raise DecodeError("too_many_entities", f"more than {MAX_ENTITIES} discovery configs")
         self.by_config[config_topic] = entity
         self.by_state[entity.state_topic] = entity
 
@@ -101,11 +129,11 @@ class Entities:
 def load_json(payload: bytes) -> object:
     """Parse a JSON payload; DecodeError if too large, not JSON, or holding NaN."""
     if len(payload) > MAX_PAYLOAD_BYTES:
-        raise DecodeError(f"payload larger than {MAX_PAYLOAD_BYTES} bytes")
+        raise DecodeError("too_large", f"payload larger than {MAX_PAYLOAD_BYTES} bytes")
     try:
         return json.loads(payload, parse_constant=_refuse_constant)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-        raise DecodeError(f"payload is not JSON: {str(exc)[:80]}") from None
+        raise DecodeError("not_json", f"payload is not JSON: {str(exc)[:80]}") from None
 
 
 def _refuse_constant(name: str) -> float:
@@ -119,7 +147,7 @@ def safe_name(text: str) -> str:
     """A device or friendly name made fit for a source or sensor name."""
     name = _UNSAFE.sub("_", text).strip("_")[:64].strip("_")
     if not name:
-        raise DecodeError(f"name {text[:40]!r} has no usable character")
+        raise DecodeError("bad_name", f"name {text[:40]!r} has no usable character")
     return name
 
 
@@ -168,7 +196,7 @@ def _reading(source: str, sensor: str, ts: float, values: dict[str, float], out:
     try:
         out.readings.append(Reading(source=source, sensor=sensor, ts=ts, values=values))
     except ReadingError as exc:
-        out.errors.append(f"{source}/{sensor}: {exc}")
+        out.errors.append(Refusal("invalid_reading", f"{source}/{sensor}: {exc}"))
 
 
 # Tasmota field -> (metric base, suffix); "@temp" and "@pressure" take the
@@ -207,10 +235,10 @@ def decode_tasmota(route: Route, topic: str, payload: bytes, ctx: Context) -> De
     source = safe_name(levels[-2])
     obj = load_json(payload)
     if not isinstance(obj, dict):
-        raise DecodeError("a Tasmota SENSOR message must be a JSON object")
+        raise DecodeError("wrong_shape", "a Tasmota SENSOR message must be a JSON object")
     sensors = [(key, fields) for key, fields in obj.items() if isinstance(fields, dict)]
     if len(obj) + sum(len(fields) for _, fields in sensors) > MAX_FIELDS:
-        raise DecodeError(f"more than {MAX_FIELDS} fields")
+        raise DecodeError("too_many_fields", f"more than {MAX_FIELDS} fields")
     units = {
         "@temp": TASMOTA_TEMP_UNITS.get(str(obj.get("TempUnit", "C"))),
         "@pressure": TASMOTA_PRESSURE_UNITS.get(str(obj.get("PressureUnit", "hPa"))),
@@ -231,7 +259,7 @@ def decode_tasmota(route: Route, topic: str, payload: bytes, ctx: Context) -> De
         try:
             _reading(source, safe_name(key).lower(), ts, values, out)
         except DecodeError as exc:
-            out.errors.append(str(exc))
+            out.errors.append(Refusal(exc.reason, str(exc)))
     return out
 
 
@@ -267,9 +295,9 @@ def decode_zigbee2mqtt(route: Route, topic: str, payload: bytes, ctx: Context) -
     sensor = safe_name(name)
     obj = load_json(payload)
     if not isinstance(obj, dict):
-        raise DecodeError("a Zigbee2MQTT device message must be a JSON object")
+        raise DecodeError("wrong_shape", "a Zigbee2MQTT device message must be a JSON object")
     if len(obj) > MAX_FIELDS:
-        raise DecodeError(f"more than {MAX_FIELDS} fields")
+        raise DecodeError("too_many_fields", f"more than {MAX_FIELDS} fields")
     out, values = Decoded(), {}
     for key, value in obj.items():
         number = _number(value)
@@ -310,7 +338,7 @@ def decode_esphome(route: Route, topic: str, payload: bytes, ctx: Context) -> De
     except ValueError:
         value = math.nan
     if not math.isfinite(value):
-        raise DecodeError(f"{entity.label}: state {text[:20]!r} is not a number")
+        raise DecodeError("not_a_number", f"{entity.label}: state {text[:20]!r} is not a number")
     out = Decoded()
     _reading(entity.node, "esphome", ctx.now, {entity.metric: value}, out)
     return out
@@ -322,11 +350,11 @@ def _esphome_config(topic: str, payload: bytes, ctx: Context) -> Decoded:
         return Decoded(ignored=True)
     obj = load_json(payload)
     if not isinstance(obj, dict):
-        raise DecodeError("a discovery config must be a JSON object")
+        raise DecodeError("wrong_shape", "a discovery config must be a JSON object")
     config = _expand(obj)
     state_topic = config.get("state_topic")
     if not isinstance(state_topic, str) or not 0 < len(state_topic) <= 256:
-        raise DecodeError("a discovery config needs a state_topic")
+        raise DecodeError("wrong_shape", "a discovery config needs a state_topic")
     if state_topic.startswith(OUR_ROOT + "/") or "value_template" in config:
         return Decoded(ignored=True)  # ours, or JSON states that are not ESPHome's
     object_id = topic.split("/")[-2] if topic.count("/") >= 2 else "value"
@@ -358,13 +386,13 @@ def decode_readings(route: Route, topic: str, payload: bytes, ctx: Context) -> D
     obj = load_json(payload)
     items = obj if isinstance(obj, list) else [obj]
     if len(items) > MAX_READINGS:
-        raise DecodeError(f"more than {MAX_READINGS} readings")
+        raise DecodeError("too_many_fields", f"more than {MAX_READINGS} readings")
     out = Decoded()
     for i, item in enumerate(items):
         try:
             out.readings.append(Reading.from_dict(item))
         except ReadingError as exc:
-            out.errors.append(f"reading {i}: {exc}")
+            out.errors.append(Refusal("invalid_reading", f"reading {i}: {exc}"))
     return out
 
 
@@ -422,4 +450,4 @@ def decode(route: Route, topic: str, payload: bytes, ctx: Context) -> Decoded:
     try:
         return DECODERS[route.firmware](route, topic, payload, ctx)
     except DecodeError as exc:
-        return Decoded(errors=[str(exc)])
+        return Decoded(errors=[Refusal(exc.reason, str(exc))])
