@@ -91,6 +91,7 @@ def make_stack(tmp_path: Path, redis_url: str, broker: Mosquitto, **env: str) ->
     )
 
 
+@pytest.mark.serial  # "within a second" is measured
 def test_firmware_messages_reach_the_stream_and_history_within_a_second(
     tmp_path: Path, redis_url: str, broker: Mosquitto
 ) -> None:
