@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +27,11 @@ OPEN: list[SSEStream] = []
 def _close_streams() -> Iterator[None]:
     """Close every stream a test opened, even when it fails half way."""
     yield
+    close_streams()
+
+
+def close_streams() -> None:
+    """Close the open streams: before a server stops, or it waits its grace period for them."""
     while OPEN:
         OPEN.pop().close()
 
@@ -48,6 +54,7 @@ def web(tmp_path: Path, redis_url: str) -> Iterator[tuple[str, Stack]]:
     try:
         yield stack.start_web(), stack
     finally:
+        close_streams()
         stack.stop_all()
 
 
@@ -131,6 +138,21 @@ def test_a_disconnected_client_is_released(web) -> None:
     wait_for(lambda: metric(url, "clients") == 0, what="clients released")
 
 
+def test_a_stopping_server_ends_each_idle_stream_with_a_retry_and_a_whole_body(web) -> None:
+    url, stack = web
+    streams = [open_stream(url) for _ in range(20)]
+    for s in streams:
+        s.read_until(":connected\n\n")
+    stack.stop("web")  # SIGTERM: the hub, which holds the idle streams, ends them
+    for s in streams:
+        assert s.response is not None
+        # http.client undoes the chunks: a body cut short raises IncompleteRead here.
+        rest = s.response.read().decode()
+        last = re.search(r"retry:(\d+)\n\n$", rest)
+        assert last, rest
+        assert 500 <= int(last.group(1)) <= 5000  # spread, so they do not all return at once
+
+
 def test_many_clients_share_one_redis_connection(tmp_path: Path, redis_url: str) -> None:
     stack = Stack.create(
         tmp_path,
@@ -159,6 +181,7 @@ def test_many_clients_share_one_redis_connection(tmp_path: Path, redis_url: str)
             s.close()
     finally:
         client.close()
+        close_streams()
         stack.stop_all()
 
 
@@ -180,4 +203,5 @@ def test_stream_answers_200_while_redis_is_down(tmp_path: Path) -> None:
         stream.read_until(":connected\n\n", timeout=5)
         assert stream.read_until(":hb\n\n", timeout=5)
     finally:
+        close_streams()
         stack.stop_all()
