@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import asdict, dataclass
 
 from bench.clients import ClientPool
 from bench.publisher import Background
-from bench.servers import Server
+from bench.servers import Server, time_to_first_byte
 
 WARMUP_RATE = 2.0  # readings/s while streams open: stock sends no headers before one
+# New streams opened one at a time during each run, timed to their first byte.
+FIRST_BYTE_PROBES = 100
 
 
 @dataclass
@@ -37,6 +40,15 @@ class LoadResult:
     client_cpu_s: float
     late_events: int = 0
     workers_replaced: bool = False
+    redis_per_conn_kb: float | None = None  # Redis used_memory growth per stream held
+    first_byte_p50_ms: float | None = None  # a new stream while this run's load goes on
+    first_byte_p99_ms: float | None = None
+    first_byte_missed: int = 0  # probes with no byte within 3 s
+
+    @property
+    def client_us_per_event(self) -> float | None:
+        """The load client's own CPU per delivered event."""
+        return self.client_cpu_s / self.delivered * 1e6 if self.delivered else None
 
     @property
     def lost(self) -> int:
@@ -57,6 +69,40 @@ class LoadResult:
         return {**asdict(self), "lost": self.lost}
 
 
+class FirstByteProbe(threading.Thread):
+    """Opens streams one after the other during a run; the time to each one's first byte."""
+
+    def __init__(self, server: Server, count: int, duration: float) -> None:
+        super().__init__(daemon=True)
+        self.server, self.count, self.gap = server, count, duration / count
+        self.times: list[float] = []
+        self.missed = 0
+
+    def run(self) -> None:
+        """Spread the probes evenly over the run."""
+        start = time.monotonic()
+        end = start + self.gap * self.count
+        for i in range(self.count):
+            time.sleep(max(start + i * self.gap - time.monotonic(), 0))
+            if time.monotonic() > end:  # slow first bytes (stock): no more than the run
+                break
+            try:
+                ms = time_to_first_byte(self.server.port, self.server.path)
+            except OSError:
+                ms = None
+            if ms is None:
+                self.missed += 1
+            else:
+                self.times.append(ms)
+
+    def percentile(self, q: float) -> float | None:
+        """The first-byte time (ms) below which a fraction q of the probes got theirs."""
+        if not self.times:
+            return None
+        ordered = sorted(self.times)
+        return ordered[min(int(q * len(ordered)), len(ordered) - 1)]
+
+
 class Session:
     """One client pool against one server, grown step by step."""
 
@@ -65,6 +111,7 @@ class Session:
         self.pool = ClientPool("127.0.0.1", server.port, server.path, processes)
         self.held = 0
         self.rss0 = server.rss_bytes()
+        self.redis0 = server.redis_memory()
 
     def ensure(self, clients: int, settle: float = 1.0) -> int:
         """Open streams until `clients` are held (warm-up events flowing); the number held."""
@@ -79,14 +126,18 @@ class Session:
         """Hold `clients`, publish `rate`/s for `duration` s, wait `drain` s for stragglers."""
         self.ensure(clients)
         rss_per_conn = (self.server.rss_bytes() - self.rss0) / max(self.held, 1) / 1024
+        redis_per_conn = (self.server.redis_memory() - self.redis0) / max(self.held, 1) / 1024
         redis_conns = self.server.redis_connections()
         cpu0, client0 = self.server.cpu_seconds(), self.pool.cpu_seconds()
         pids = self.server.worker_pids()
         t0 = time.time()
         self.pool.start_measure(t0, t0 + 86400)
         time.sleep(0.05)  # the command reaches the clients before the first event
+        probe = FirstByteProbe(self.server, FIRST_BYTE_PROBES, duration)
+        probe.start()
         sent = self.server.publisher.pace(rate, duration)
         got = self.pool.collect(sent.t1 + drain)
+        probe.join()
         cpu = self.server.cpu_seconds() - cpu0
         client_cpu = self.pool.cpu_seconds() - client0
         self.held = got.open
@@ -112,6 +163,10 @@ class Session:
             client_cpu_s=client_cpu,
             late_events=len(got.late),
             workers_replaced=self.server.worker_pids() != pids,
+            redis_per_conn_kb=redis_per_conn,
+            first_byte_p50_ms=probe.percentile(0.50),
+            first_byte_p99_ms=probe.percentile(0.99),
+            first_byte_missed=probe.missed,
         )
 
     def close(self) -> None:

@@ -29,6 +29,7 @@ class Sizes:
     producer_readings: int
     mqtt_messages: int  # the bridge's throughput burst
     mqtt_samples: int  # MQTT publish -> SSE latency samples (20/s)
+    idle_clients: int  # idle streams bench/idle.py diffs a worker around
 
 
 def _capacity(clients: int, duration: float = 20.0) -> Step:
@@ -58,6 +59,7 @@ FULL = Sizes(
     producer_readings=2000,
     mqtt_messages=20_000,
     mqtt_samples=600,
+    idle_clients=5000,
 )
 
 QUICK = Sizes(
@@ -69,4 +71,5 @@ QUICK = Sizes(
     producer_readings=100,
     mqtt_messages=200,
     mqtt_samples=20,
+    idle_clients=100,
 )

@@ -55,18 +55,22 @@ def load_table(results: Iterable[LoadResult]) -> list[str]:
     rows = [
         "| server | clients | msg/s | held | expected | delivered | lost | p50 ms | p95 ms"
         " | p99 ms | max ms | events late | deliveries/s | server CPU us/event"
-        " | client CPU s | RSS KB/conn | Redis conns | workers |",
-        "|" + " --- |" * 18,
+        " | client CPU us/event | RSS KB/conn | Redis KB/conn | Redis conns"
+        " | first byte p50/p99 ms | workers |",
+        "|" + " --- |" * 20,
     ]
     for r in results:
         workers = f"{r.workers} (replaced)" if r.workers_replaced else str(r.workers)
+        first = f"{_fmt(r.first_byte_p50_ms)} / {_fmt(r.first_byte_p99_ms)}"
+        if r.first_byte_missed:
+            first += f" ({r.first_byte_missed} none in 3 s)"
         rows.append(
             f"| {r.server} | {r.clients:,} | {r.rate:g} | {r.held:,} | {r.expected:,}"
             f" | {r.delivered:,} | {r.lost:,} | {_fmt(r.p50_ms)} | {_fmt(r.p95_ms)}"
             f" | {_fmt(r.p99_ms)} | {_fmt(r.max_ms)} | {r.late_events}/{r.sent}"
             f" | {_fmt(r.deliveries_per_s, 0)} | {_fmt(r.cpu_us_per_event)}"
-            f" | {_fmt(r.client_cpu_s)} | {_fmt(r.rss_per_conn_kb)} | {r.redis_conns:,}"
-            f" | {workers} |"
+            f" | {_fmt(r.client_us_per_event)} | {_fmt(r.rss_per_conn_kb)}"
+            f" | {_fmt(r.redis_per_conn_kb)} | {r.redis_conns:,} | {first} | {workers} |"
         )
     return rows
 
@@ -129,26 +133,80 @@ def summary(
     caps: dict[str, list[LoadResult]],
     ttfb: dict[str, float | None],
 ) -> list[Row]:
-    """(what, target, product, stock, product/stock) rows."""
+    """(what, target, product, stock, product/stock) rows: the targets of issue 18."""
     prod, stock = runs.get("product", []), runs.get("stock", [])
     cap_p, cap_s = capacity(caps.get("product", [])), capacity(caps.get("stock", []))
-    rows = [
+    most_p = max(prod, key=lambda r: r.held, default=None)
+    most_s = max(stock, key=lambda r: r.held, default=None)
+    ten_p, ten_s = _find(prod, 10_000, 1.0), _find(stock, 10_000, 1.0)
+    fifty_p, fifty_s = _find(prod, 5000, 50), _find(stock, 5000, 50)
+    one_p = _cpu_per_event([r for r in prod if r.rate == 1.0])
+    one_s = _cpu_per_event([r for r in stock if r.rate == 1.0])
+    mem_p, mem_s = _idle_kb(most_p), _idle_kb(most_s)
+    fb_p = most_p and most_p.first_byte_p99_ms
+    fb_s = most_s and most_s.first_byte_p99_ms
+    client_p = _client_per_event([r for r in prod if r.rate == 1.0])
+    client_s = _client_per_event([r for r in stock if r.rate == 1.0])
+    no_byte = "none within 3 s"
+    return [
         (
-            "clients at 1 msg/s, p99 < 250 ms, no loss",
-            ">= 15,000",
+            "10,000 x 1 msg/s",
+            "p50 <= 25 ms, p99 <= 60 ms, no loss",
+            _latency(ten_p),
+            _latency(ten_s),
+            _ratio(ten_p and ten_p.p99_ms, ten_s and ten_s.p99_ms, "p99 "),
+        ),
+        (
+            "clients held at 1 msg/s, p99 < 250 ms, no loss",
+            ">= 25,000",
             f"{cap_p:,}",
             f"{cap_s:,}",
             _ratio(cap_p, cap_s),
         ),
-        *_cpu_rows(prod, stock),
+        ("the most clients tried at 1 msg/s", "", _latency(most_p), _latency(most_s), ""),
+        (
+            "server CPU per delivery (us), 1 msg/s runs (one event per send)",
+            "<= 8",
+            _fmt(one_p),
+            _fmt(one_s),
+            _ratio(one_p, one_s),
+        ),
+        (
+            "server CPU per delivery (us), 5,000 x 50 msg/s (batched)",
+            "<= 3",
+            _fmt(fifty_p and fifty_p.cpu_us_per_event),
+            _fmt(fifty_s and fifty_s.cpu_us_per_event),
+            _ratio(fifty_p and fifty_p.cpu_us_per_event, fifty_s and fifty_s.cpu_us_per_event),
+        ),
+        (
+            "5,000 x 50 msg/s",
+            ">= 250,000/s, no loss, p99 <= 100 ms",
+            _brief(fifty_p),
+            _brief(fifty_s),
+            _ratio(fifty_p and fifty_p.p99_ms, fifty_s and fifty_s.p99_ms, "p99 "),
+        ),
+        (
+            "idle memory per connection (KB), server RSS + Redis, at the most clients",
+            "<= 10",
+            _idle_text(most_p),
+            _idle_text(most_s),
+            _ratio(mem_p, mem_s),
+        ),
+        (
+            "first byte of a new /stream at the most clients held (p99 ms)",
+            "<= 10",
+            _first_byte(most_p),
+            _first_byte(most_s),
+            _ratio(fb_p, fb_s),
+        ),
+        (
+            "load client CPU per delivery (us), 1 msg/s runs",
+            "reported",
+            _fmt(client_p),
+            _fmt(client_s),
+            "",
+        ),
         *_load_rows(prod, stock),
-    ]
-    most_p = max(prod, key=lambda r: r.held, default=None)
-    most_s = max(stock, key=lambda r: r.held, default=None)
-    kb_p, kb_s = most_p and most_p.rss_per_conn_kb, most_s and most_s.rss_per_conn_kb
-    no_byte = "none within 3 s"
-    rows += [
-        ("idle memory per connection (KB)", "<= 15", _fmt(kb_p), _fmt(kb_s), _ratio(kb_p, kb_s)),
         (
             "Redis connections at the most clients",
             "independent of clients",
@@ -164,32 +222,49 @@ def summary(
             "",
         ),
     ]
-    return rows
 
 
-def _cpu_rows(prod: list[LoadResult], stock: list[LoadResult]) -> list[Row]:
-    rows = []
-    for label, rate in (("1 msg/s runs (one event per send)", 1.0), ("all runs", None)):
-        cpu_p = _cpu_per_event([r for r in prod if rate is None or r.rate == rate])
-        cpu_s = _cpu_per_event([r for r in stock if rate is None or r.rate == rate])
-        rows.append(
-            (
-                f"server CPU per delivered event (us), {label}",
-                "<= 10",
-                _fmt(cpu_p),
-                _fmt(cpu_s),
-                _ratio(cpu_p, cpu_s),
-            )
-        )
-    return rows
+def _client_per_event(runs: list[LoadResult]) -> float | None:
+    events = sum(r.delivered for r in runs)
+    return sum(r.client_cpu_s for r in runs) / events * 1e6 if events else None
+
+
+def _idle_kb(r: LoadResult | None) -> float | None:
+    if r is None or r.rss_per_conn_kb is None:
+        return None
+    return r.rss_per_conn_kb + (r.redis_per_conn_kb or 0.0)
+
+
+def _idle_text(r: LoadResult | None) -> str:
+    if r is None:
+        return "-"
+    return (
+        f"{_fmt(_idle_kb(r))} ({_fmt(r.rss_per_conn_kb)} + {_fmt(r.redis_per_conn_kb)})"
+        f" at {r.held:,}"
+    )
+
+
+def _first_byte(r: LoadResult | None) -> str:
+    if r is None:
+        return "-"
+    text = f"{_fmt(r.first_byte_p99_ms)} (p50 {_fmt(r.first_byte_p50_ms)}) at {r.held:,}"
+    return text + (f", {r.first_byte_missed} none in 3 s" if r.first_byte_missed else "")
+
+
+def _latency(r: LoadResult | None) -> str:
+    if r is None:
+        return "not run"
+    return (
+        f"{r.clients:,}: held {r.held:,}, p50 {_fmt(r.p50_ms)} ms, p99 {_fmt(r.p99_ms)} ms,"
+        f" lost {r.lost:,}/{r.expected:,}"
+    )
 
 
 def _load_rows(prod: list[LoadResult], stock: list[LoadResult]) -> list[Row]:
     rows = []
     for clients, rate, target in (
-        (1000, 10, "p99 <= 25 ms, no loss"),
-        (5000, 10, "p99 <= 100 ms, no loss"),
-        (5000, 50, ">= 250,000/s, no loss"),
+        (1000, 10, "p99 <= 25 ms, no loss (issue 6)"),
+        (5000, 10, "p99 <= 100 ms, no loss (issue 6)"),
     ):
         p, s = _find(prod, clients, rate), _find(stock, clients, rate)
         rows.append(
@@ -228,6 +303,8 @@ RUNS_NOTE = (
     " `events late` = readings that reached at least one client after 250 ms (one stall"
     " or a steady queue?). Server CPU is the gunicorn tree's user+system time over the run"
     " (replaced workers included); client CPU is the load client's, on the same cores."
+    " Redis KB/conn is Redis's used_memory growth per stream held. First byte: 100 new"
+    " streams opened one after another during the run (HTTP/1.0, closed after one byte)."
     " A capacity step that failed was run a second time, and both runs are listed."
 )
 
@@ -254,7 +331,7 @@ def render(
         "",
         *[f"- {c}" for c in conds],
         "",
-        *_section("Summary (targets from issue 6)", _summary_table(runs, caps, ttfb)),
+        *_section("Summary (targets from issue 18)", _summary_table(runs, caps, ttfb)),
         *_section(
             "Fan-out runs",
             [RUNS_NOTE, "", *load_table([r for rows in runs.values() for r in rows])],

@@ -72,6 +72,10 @@ class Server:
             count += sum(1 for c in conns if c.raddr and c.raddr.port == self.redis_port)
         return count
 
+    def redis_memory(self) -> int:
+        """Redis's used_memory (bytes): a stock client costs Redis a connection."""
+        return int(self.publisher.client.info("memory")["used_memory"])
+
     def workers_alive(self) -> int:
         """Worker processes right now (gunicorn replaces killed ones)."""
         return len(self.tree()) - 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
@@ -18,6 +19,15 @@ from shared.marks import RESEND_GRACE, Key, known_to_redis
 from shared.reading import Reading
 
 logger = logging.getLogger(__name__)
+
+# MQTT deliveries remembered. A broker redelivers only messages in flight
+# (sent, not acknowledged), at most its inflight window (Mosquitto: 20 by
+# default), and numbers a session's messages in turn through 65,535 packet
+# ids: keeping the last 10,000 covers any window up to that size, and an id
+# comes round again only long after its digest is gone, so a new message is
+# never taken for an old one (docs/mqtt.md, "Delivery").
+MAX_DELIVERIES = 10_000
+PRUNE_DELIVERIES_EVERY = 1000
 
 
 class Outbox:
@@ -53,16 +63,52 @@ class Outbox:
     def add(self, reading: Reading) -> None:
         """Store one reading (its seq from next_seq) durably."""
         assert reading.seq is not None
+        self.add_all([reading])
+
+    def add_all(self, readings: list[Reading], delivery: bytes | None = None) -> list[Reading]:
+        """Store readings in one transaction, numbering those without a seq, as they were stored.
+
+        `delivery` (an MQTT message's digest) is remembered in the same
+        transaction, so a redelivered message is either wholly stored or not at all.
+        """
+        assigned: dict[Key, int] = {}  # this call's seqs, before the cache may know them
+        numbered = []
+        for reading in readings:
+            if reading.seq is None:
+                last = assigned.get(reading.key)
+                seq = self.next_seq(*reading.key) if last is None else last + 1
+                reading = replace(reading, seq=seq)
+            assigned[reading.key] = reading.seq
+            numbered.append(reading)
         with self.conn:
-            self.conn.execute(
-                "INSERT INTO outbox (source, sensor, seq, ts, body) VALUES (?, ?, ?, ?, ?)",
-                (reading.source, reading.sensor, reading.seq, reading.ts, reading.to_json()),
-            )
-            self.conn.execute(
-                "INSERT INTO seqs VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET seq = excluded.seq",
-                (reading.source, reading.sensor, reading.seq),
-            )
-        self._seqs[reading.key] = reading.seq
+            for reading in numbered:
+                self.conn.execute(
+                    "INSERT INTO outbox (source, sensor, seq, ts, body) VALUES (?, ?, ?, ?, ?)",
+                    (reading.source, reading.sensor, reading.seq, reading.ts, reading.to_json()),
+                )
+                self.conn.execute(
+                    "INSERT INTO seqs VALUES (?, ?, ?)"
+                    " ON CONFLICT DO UPDATE SET seq = excluded.seq",
+                    (reading.source, reading.sensor, reading.seq),
+                )
+            if delivery is not None:
+                self._remember(delivery)
+        self._seqs.update(assigned)
+        return numbered
+
+    def _remember(self, delivery: bytes) -> None:
+        """Record a delivery as the newest; now and then forget all but the last MAX_DELIVERIES."""
+        self.conn.execute("DELETE FROM deliveries WHERE digest = ?", (delivery,))
+        row_id = self.conn.execute(
+            "INSERT INTO deliveries (digest) VALUES (?)", (delivery,)
+        ).lastrowid
+        if row_id % PRUNE_DELIVERIES_EVERY == 0:
+            self.conn.execute("DELETE FROM deliveries WHERE id <= ?", (row_id - MAX_DELIVERIES,))
+
+    def delivered(self, delivery: bytes) -> bool:
+        """Whether a message with this digest was stored (among the last MAX_DELIVERIES)."""
+        found = self.conn.execute("SELECT 1 FROM deliveries WHERE digest = ?", (delivery,))
+        return found.fetchone() is not None
 
     def unsent(self, limit: int = 500) -> list[tuple[int, Reading]]:
         """The oldest readings Redis has not accepted yet, in order."""

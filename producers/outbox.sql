@@ -17,3 +17,10 @@ CREATE TABLE IF NOT EXISTS seqs (
     seq INTEGER NOT NULL,
     PRIMARY KEY (source, sensor)
 ) WITHOUT ROWID;
+-- MQTT messages the bridge stored, by a digest of packet id, topic and payload:
+-- a broker's redelivery (DUP) of one is acknowledged, not stored again. Only the
+-- last MAX_DELIVERIES are kept (producers/outbox.py says why that is enough).
+CREATE TABLE IF NOT EXISTS deliveries (
+    id INTEGER PRIMARY KEY,
+    digest BLOB NOT NULL UNIQUE
+);

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
-METRIC_RE = re.compile(r"[a-z][a-z0-9_]{0,63}")
+METRIC_MAX = 64
+METRIC_RE = re.compile(rf"[a-z][a-z0-9_]{{0,{METRIC_MAX - 1}}}")
 MAX_METRICS = 64
 # A reading with 64 metrics of long names is about 6 KB; anything far past
 # that on the wire is garbage or an attack, refused before json.loads.

@@ -206,6 +206,73 @@ def test_outage_shown_then_every_reading_backfilled(kiosk: Stack, browser: Brows
     page.close()
 
 
+# A hidden tab, as the page sees one: headless Chromium never hides a page
+# (a minimized window, a background tab, a hidden target and the lifecycle
+# states all keep document.visibilityState "visible" and 60 frames a second),
+# so the page's view of it is set at the DOM API, and every animation frame
+# the page asks for is counted: a frame is what any drawing costs.
+HIDDEN_TAB = """
+window.__hidden = false;
+Object.defineProperty(Document.prototype, "hidden", {
+  get: () => window.__hidden, configurable: true,
+});
+Object.defineProperty(Document.prototype, "visibilityState", {
+  get: () => (window.__hidden ? "hidden" : "visible"), configurable: true,
+});
+window.__setHidden = (hidden) => {
+  window.__hidden = hidden;
+  document.dispatchEvent(new Event("visibilitychange"));
+};
+window.__frames = 0;
+const nativeFrame = window.requestAnimationFrame.bind(window);
+window.requestAnimationFrame = (callback) => {
+  window.__frames += 1;
+  return nativeFrame(callback);
+};
+"""
+HIDDEN_S = 5.0
+# What the page shows: the value texts, and where each chart's drawn time axis ends.
+SHOWN = """() => [
+  [...document.querySelectorAll("[data-metric]")].map((e) => e.textContent),
+  typeof Chart === "undefined" ? [] : Object.values(Chart.instances).map((c) => c.scales.x.max),
+]"""
+
+
+@pytest.mark.parametrize("path", ["/", "/display"])
+def test_hidden_tab_draws_nothing_then_catches_up(
+    kiosk: Stack, browser: Browser, path: str
+) -> None:
+    """While the tab is hidden readings still arrive, but the page asks for no frame and
+    nothing it shows changes; shown again, it draws at once up to the newest reading."""
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.add_init_script(RECORD_READINGS)
+    page.add_init_script(HIDDEN_TAB)
+    page.goto(f"{kiosk.env['URL']}{path}")
+    expect(value(page, "temperature_c")).not_to_have_text("—", timeout=20000)
+    page.wait_for_function("() => window.__readings.length >= 2", timeout=15000)
+    page.evaluate("window.__setHidden(true)")
+    time.sleep(1.5)  # a frame asked for before the tab was hidden may still run
+    frames, readings = page.evaluate("[window.__frames, window.__readings.length]")
+    shown = page.evaluate(SHOWN)
+    time.sleep(HIDDEN_S)
+    assert page.evaluate("window.__readings.length") >= readings + 3, "readings kept coming"
+    assert page.evaluate("window.__frames") == frames, "the hidden page asked for frames"
+    assert page.evaluate(SHOWN) == shown, "the hidden page changed what it shows"
+
+    newest = max(r[3] for r in page.evaluate("window.__readings"))
+    page.evaluate("window.__setHidden(false)")
+    page.wait_for_function(
+        f"([before, newest]) => {{ const [texts, axes] = ({SHOWN})();"
+        " return texts.some((t, i) => t !== before[0][i])"
+        " && axes.every((end) => end >= newest * 1000); }",
+        arg=[shown, newest],
+        timeout=2500,  # one paced frame (1 s) and a margin: shown at once, not at the next reading
+    )
+    if path == "/":
+        assert shown[1], "the dashboard has charts"
+    page.close()
+
+
 def test_settings_rename_hide_fahrenheit_everywhere(kiosk: Stack, browser: Browser) -> None:
     """Rename and °F chosen in the dashboard's dialog, another sensor hidden: the dashboard,
     /display and the CSV all show it."""

@@ -69,6 +69,10 @@ def test_a_reading_posted_twice_is_stored_once(ingest_client, redis_client) -> N
         (json.dumps({**reading(), "extra": 1}).encode(), "reading: unknown key 'extra'"),
         (json.dumps({**reading(), "source": "a b"}).encode(), "reading: source must be"),
         (b"[" * 100_000 + b"]" * 100_000, "body is not JSON"),
+        (
+            json.dumps([reading(), {**reading(), "ts": time.time() + 2 * 86400}]).encode(),
+            "readings[1]: ts is more than 24 h in the future",
+        ),
     ],
 )
 def test_bad_bodies_are_400_naming_the_fault(ingest_client, redis_client, body, error) -> None:
@@ -78,6 +82,17 @@ def test_bad_bodies_are_400_naming_the_fault(ingest_client, redis_client, body, 
     assert response.status_code == 400
     assert error in response.get_json()["error"]
     assert stream(redis_client) == []  # nothing of a refused body is published
+
+
+def test_a_seq_redis_refuses_is_400_saying_what_was_accepted(ingest_client, redis_client) -> None:
+    assert ingest_client.post("/api/ingest", json=reading(1), headers=AUTH).status_code == 202
+    body = [reading(2), reading(2**62), reading(4)]  # marks rule 8: a jump no clock explains
+    response = ingest_client.post("/api/ingest", json=body, headers=AUTH)
+    assert response.status_code == 400
+    error = response.get_json()["error"]
+    assert error.startswith("readings[1]: ")
+    assert error.endswith("; the 1 before it were accepted")
+    assert [r["seq"] for r in stream(redis_client)] == [1, 2]
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -129,6 +130,21 @@ def test_a_disconnected_client_is_released(web) -> None:
         s.close()
     # Noticed at the next write at the latest: a heartbeat (0.5 s here).
     wait_for(lambda: metric(url, "clients") == 0, what="clients released")
+
+
+def test_a_stopping_server_ends_each_idle_stream_with_a_retry_and_a_whole_body(web) -> None:
+    url, stack = web
+    streams = [open_stream(url) for _ in range(20)]
+    for s in streams:
+        s.read_until(":connected\n\n")
+    stack.stop("web")  # SIGTERM: the hub, which holds the idle streams, ends them
+    for s in streams:
+        assert s.response is not None
+        # http.client undoes the chunks: a body cut short raises IncompleteRead here.
+        rest = s.response.read().decode()
+        last = re.search(r"retry:(\d+)\n\n$", rest)
+        assert last, rest
+        assert 500 <= int(last.group(1)) <= 5000  # spread, so they do not all return at once
 
 
 def test_many_clients_share_one_redis_connection(tmp_path: Path, redis_url: str) -> None:

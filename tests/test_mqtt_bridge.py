@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from devtools.mosquitto import PASSWORD, USER, Mosquitto
 from devtools.redis_server import RedisServer, free_port
 from devtools.stack import ROOT, Stack, wait_http
 from producers.mqtt.bridge import Bridge
+from producers.mqtt.broker import make_client, parse_url
 from producers.mqtt.decoders import default_routes
 from producers.outbox import Outbox
 from producers.runner import Producer
@@ -323,6 +325,60 @@ def test_stats_count_what_was_dropped(tmp_path: Path, settings) -> None:
     seqs = [r.seq for _, r in outbox.unsent()]
     assert seqs[1] == seqs[0] + 1
     outbox.close()
+
+
+def connect_bridge(
+    broker: Mosquitto, outbox: Outbox, settings, lose_acks: bool = False
+) -> tuple[Bridge, mqtt.Client]:
+    """A bridge in this process on a real paho client, subscribed before it returns."""
+    bridge = Bridge(default_routes(), outbox, Producer(settings, [], outbox))
+    client = make_client(parse_url(broker.url), "redelivery-test", manual_ack=True)
+    if lose_acks:
+        client.ack = lambda mid, qos: None  # type: ignore[method-assign]  # PUBACK never sent
+    subscribed = threading.Event()
+    client.on_connect = bridge.on_connect
+    client.on_subscribe = lambda *args: subscribed.set()
+    client.on_message = bridge.on_message
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+    assert subscribed.wait(10), "the bridge did not subscribe"
+    return bridge, client
+
+
+def test_a_redelivery_of_a_stored_message_is_not_stored_again(
+    tmp_path: Path, settings, broker: Mosquitto
+) -> None:
+    """The bridge stores three messages and dies before acknowledging them: mosquitto
+    delivers them again (DUP) to the restarted bridge, which acknowledges without storing."""
+    path = tmp_path / "o.sqlite3"
+    outbox = Outbox(path)
+    bridge, client = connect_bridge(broker, outbox, settings, lose_acks=True)
+    device = Publisher(broker.port)
+    try:
+        for _ in range(3):  # three real readings that happen to be equal: all kept
+            device.publish("zigbee2mqtt/attic", b'{"temperature": 20.5}')
+        wait_for(lambda: len(outbox.unsent()) == 3, what="three messages stored")
+        client.loop_stop()
+        client.socket().close()  # the bridge dies: no DISCONNECT, no PUBACK
+        outbox.close()
+        outbox = Outbox(path)
+        bridge, client = connect_bridge(broker, outbox, settings)
+        wait_for(lambda: bridge.stats.redelivered == 3, what="mosquitto's redeliveries")
+        assert len(outbox.unsent()) == 3
+        assert sum(bridge.stats.messages.values()) == 0
+        client.disconnect()
+        client.loop_stop()
+        # Acknowledged this time: the next connection gets only what is new.
+        bridge, client = connect_bridge(broker, outbox, settings)
+        device.publish("zigbee2mqtt/attic", b'{"temperature": 21.0}')
+        wait_for(lambda: len(outbox.unsent()) == 4, what="the new message")
+        assert bridge.stats.redelivered == 0
+        assert sum(bridge.stats.messages.values()) == 1
+        client.disconnect()
+        client.loop_stop()
+    finally:
+        device.close()
+        outbox.close()
 
 
 def test_storage_failure_is_never_acknowledged(tmp_path: Path, settings) -> None:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from pathlib import Path
 
+import pytest
+
+from producers import outbox
 from producers.outbox import Outbox
 from shared.reading import Reading
 
@@ -45,3 +49,39 @@ def test_settle_requeues_what_redis_lost_for_sensors_added_later(tmp_path: Path)
     # Redis restarted empty: neither recorded nor known as published.
     assert publisher.settle({}, {}, grace=-1.0) == (0, 1)
     assert [r.seq for _, r in publisher.unsent()] == [7]
+
+
+def test_a_message_is_stored_whole_with_its_delivery_or_not_at_all(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.sqlite3")
+    same_sensor = [
+        Reading(source="s", sensor="n", ts=time.time(), values={"t_c": v}) for v in (1, 2)
+    ]
+    stored = box.add_all(same_sensor, b"message-1")
+    assert [r.seq for r in stored] == [stored[0].seq, stored[0].seq + 1]  # numbered in turn
+    assert box.delivered(b"message-1")
+    box.conn.execute("PRAGMA query_only = ON")  # the disk is full, as far as we know
+    with pytest.raises(sqlite3.OperationalError):
+        box.add_all(same_sensor, b"message-2")
+    assert not box.delivered(b"message-2")
+    assert box.next_seq("s", "n") == stored[1].seq + 1  # the failed message took no seq
+    box.close()
+
+
+def test_only_the_last_deliveries_are_remembered(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(outbox, "MAX_DELIVERIES", 10)
+    monkeypatch.setattr(outbox, "PRUNE_DELIVERIES_EVERY", 5)
+    box = Outbox(tmp_path / "o.sqlite3")
+    reading = Reading(source="s", sensor="n", ts=time.time(), values={"t_c": 1.0})
+    for i in range(30):
+        box.add_all([reading], f"m{i}".encode())
+    box.add_all([reading], b"m3")  # a packet id come round again: the newest now
+    remembered = {i for i in range(30) if box.delivered(f"m{i}".encode())}
+    assert set(range(20, 30)) <= remembered <= set(range(15, 30)) | {3}
+    assert 3 in remembered
+    assert box.conn.execute("SELECT count(*) FROM deliveries").fetchone()[0] <= 16
+    box.close()
+
+
+def test_the_docs_state_how_many_deliveries_are_remembered() -> None:
+    docs = (Path(__file__).parent.parent / "docs" / "mqtt.md").read_text()
+    assert f"the last {outbox.MAX_DELIVERIES:,} digests" in docs

@@ -16,7 +16,7 @@ import gunicorn
 from gevent._socket3 import socket as GeventSocket
 from werkzeug.wrappers import Response
 
-from web.gunicorn_worker import _OneSendSocket
+from web.gunicorn_worker import _OneSendSocket, can_hand_over, hand_over
 from web.stream import StreamResponse
 
 GEVENT_CHECKED = "26.9.0"
@@ -29,8 +29,9 @@ def test_gevent_is_the_version_the_socket_class_swap_was_checked_against() -> No
         f"gevent is {gevent.__version__}, but SSEWorker.handle in web/gunicorn_worker.py swaps"
         f" __class__ to _OneSendSocket as checked on {GEVENT_CHECKED}: re-check that"
         " gevent._socket3.socket keeps the OS socket in `_sock`, allows a __class__ swap"
-        " to an empty-__slots__ subclass, and that its sendall still finishes partial"
-        " sends; then set GEVENT_CHECKED"
+        " to an empty-__slots__ subclass, that its sendall still finishes partial"
+        " sends, and that _detach_socket (web/gunicorn_worker.py hand_over) still drops"
+        " its watchers without closing the descriptor; then set GEVENT_CHECKED"
     )
 
 
@@ -93,8 +94,10 @@ def test_gunicorn_is_the_version_the_hub_frames_chunks_for() -> None:
         f" itself (web/push.py) as checked on {GUNICORN_CHECKED}: re-check that"
         " environ['gunicorn.socket'] is still the client's gevent socket, that"
         " Response.is_chunked still chunks exactly HTTP/1.1+ responses without a length"
-        " (web/stream.py _client_socket), and that Response.close still ends a chunked"
-        " body; then set GUNICORN_CHECKED"
+        " (web/stream.py _client_socket), that Response.close still ends a chunked"
+        " body with sendall (dropped after web/gunicorn_worker.py hand_over, the hub"
+        " sends it) and that the keep-alive loop ends on an empty recv; then set"
+        " GUNICORN_CHECKED"
     )
 
 
@@ -106,3 +109,22 @@ def test_gevent_keeps_the_os_socket_under_its_own() -> None:
         assert sock._sock.gettimeout() == 0.0
     finally:
         sock.close()
+
+
+def test_a_handed_over_socket_keeps_its_descriptor_and_looks_finished_to_gunicorn() -> None:
+    ours, theirs = socket.socketpair()
+    sock = GeventSocket(fileno=ours.detach())
+    sock.__class__ = _OneSendSocket
+    assert can_hand_over(sock)
+    raw = sock._sock
+    hand_over(sock)  # gevent's private _detach_socket (web/gunicorn_worker.py)
+    try:
+        sock.sendall(b"0\r\n\r\n")  # gunicorn's end of a chunked body: dropped
+        assert sock.recv(8192) == b""  # its keep-alive loop sees no next request
+        sock.close()  # gunicorn's close must leave the descriptor to the hub
+        raw.send(b"data:still open\n\n")
+        theirs.settimeout(5)
+        assert theirs.recv(100) == b"data:still open\n\n"
+    finally:
+        raw.close()
+        theirs.close()

@@ -2,7 +2,9 @@
 
 It swaps `__class__` on gevent's socket, a private detail of gevent checked
 against one version by tests/test_private_apis.py (docs/architecture.md,
-"Private APIs"). Importing it does not monkey-patch; `python -m web` does.
+"Private APIs"): to send with one syscall, and to hand a stream's connection
+to the hub (`hand_over`). Importing it does not monkey-patch; `python -m web`
+does.
 """
 
 from __future__ import annotations
@@ -36,6 +38,40 @@ class _OneSendSocket(GeventSocket):
             # of a stream, which gunicorn logs quietly as EPIPE, not as a
             # "Socket error" traceback.
             raise BrokenPipeError(errno.EPIPE, f"client stopped reading ({exc})") from None
+
+
+class _HandedOver(GeventSocket):
+    """A connection the hub writes to now: to gunicorn it looks finished and empty."""
+
+    __slots__ = ()
+
+    def sendall(self, data: bytes, flags: int = 0) -> None:
+        """Drop gunicorn's end of the body: the hub ends the response itself."""
+
+    def recv(self, *args: Any) -> bytes:
+        """No next request: gunicorn's keep-alive loop ends here."""
+        return b""
+
+    def recv_into(self, *args: Any) -> int:
+        """No next request (see `recv`)."""
+        return 0
+
+
+def can_hand_over(sock: object) -> bool:
+    """True for a client socket of `SSEWorker`, whose connection the hub may take."""
+    return type(sock) is _OneSendSocket
+
+
+def hand_over(sock: GeventSocket) -> None:
+    """Give the OS socket under `sock` to the hub; gunicorn's handler then returns.
+
+    The gevent wrapper lets go of the descriptor without closing it (its
+    watchers dropped), so the handler greenlet, the request, the environ
+    and the response all go when gunicorn's handler returns; the hub, which
+    holds the OS socket, closes it (docs/architecture.md, "Fan-out").
+    """
+    sock.__class__ = _HandedOver
+    sock._detach_socket("handed to the hub")
 
 
 class SSEWorker(GeventWorker):

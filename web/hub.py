@@ -97,7 +97,7 @@ class Hub:
         self.tick = heartbeat / 4 if heartbeat else 0.0
         self._ticking = False
         # Clients the hub writes to itself (docs/architecture.md, "Fan-out").
-        self.push = Pusher(self.tick)
+        self.push = Pusher(self.tick, left=self.leave)
         self.bus = bus
         self.size = ring_size
         self._ring: list[Entry | None] = [None] * ring_size
@@ -352,7 +352,7 @@ class Hub:
     def _notify(self) -> None:
         self._wake_waiters()
         if self.stopping:
-            self.push.wake_all()
+            self.push.close_all()
         else:
             self.push.deliver()
 
@@ -443,11 +443,20 @@ class Hub:
             seqs.advance((entry.source, entry.sensor), entry.seq)
         return seqs
 
+    def join(self) -> int:
+        """Count a new client (metrics); its starting cursor."""
+        self.stats.clients += 1
+        return self.head
+
+    def leave(self) -> None:
+        """A client counted by `join` has gone."""
+        self.stats.clients -= 1
+
     @contextmanager
     def client(self) -> Iterator[int]:
-        """Register a client for metrics; yields its starting cursor."""
-        self.stats.clients += 1
+        """A client for the length of a `with` block; yields its starting cursor."""
+        cursor = self.join()
         try:
-            yield self.head
+            yield cursor
         finally:
-            self.stats.clients -= 1
+            self.leave()

@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 import logging
 import time
+from typing import Any
 
 import redis
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
+from shared.marks import MAX_AHEAD_S, Refused
 from shared.reading import Reading, ReadingError
 from web import worker
 from web.auth import token_matches
@@ -32,6 +34,7 @@ MAX_BODY_BYTES = 1024 * 1024
 RATE_LIMIT = 3000
 RATE_WINDOW = 60
 EXTENSION = "sensor_display_ingest"
+JSON = "application/json"
 
 
 def _error(status: int, message: str, **headers: str) -> tuple[Response, int]:
@@ -60,9 +63,14 @@ def ingest() -> tuple[Response, int]:
             429, f"more than {RATE_LIMIT} readings in {RATE_WINDOW}s from one source",
             **{"Retry-After": str(wait)},
         )  # fmt: skip
+    published = 0
     try:
         for reading in readings:
             worker.bus().publish(reading)
+            published += 1
+    except Refused as exc:  # marks rule 8, by Redis's clock and marks
+        where = f"readings[{published}]" if len(readings) > 1 else "reading"
+        return _error(400, f"{where}: {exc}; the {published} before it were accepted")
     except redis.RedisError as exc:
         logger.warning("ingest: Redis unavailable: %s", exc)
         return _error(503, "Redis is unavailable; retry (seq makes a retry harmless)")
@@ -80,11 +88,16 @@ def parse_body(body: bytes) -> list[Reading]:
         raise ReadingError(f"send one reading or an array of 1 to {MAX_READINGS}")
     readings = []
     for i, item in enumerate(items):
+        where = f"readings[{i}]" if isinstance(obj, list) else "reading"
         try:
-            readings.append(Reading.from_dict(item))
+            reading = Reading.from_dict(item)
         except ReadingError as exc:
-            where = f"readings[{i}]" if isinstance(obj, list) else "reading"
             raise ReadingError(f"{where}: {exc}") from None
+        # The publish script refuses these too (marks rule 8); checked here
+        # first so that nothing of a refused body is published.
+        if reading.ts > time.time() + MAX_AHEAD_S:
+            raise ReadingError(f"{where}: ts is more than {MAX_AHEAD_S // 3600} h in the future")
+        readings.append(reading)
     return readings
 
 
@@ -132,6 +145,48 @@ def _over_limit(readings: list[Reading]) -> int:
     except redis.RedisError:
         return 0  # publishing will fail and say so
     return RATE_WINDOW - int(time.time()) % RATE_WINDOW if over else 0
+
+
+def openapi_paths(reading: dict[str, Any], json_body: Any, error: Any) -> dict[str, Any]:
+    """The POST /api/ingest operation for /api/openapi.json, from this module's limits."""
+    body = {
+        "oneOf": [
+            reading,
+            {"type": "array", "items": reading, "minItems": 1, "maxItems": MAX_READINGS},
+        ]
+    }
+    accepted = {
+        "type": "object",
+        "required": ["accepted"],
+        "properties": {"accepted": {"type": "integer", "minimum": 1, "maximum": MAX_READINGS}},
+    }
+    return {
+        "/api/ingest": {
+            "post": {
+                "summary": (
+                    f"publish one reading or an array of 1 to {MAX_READINGS}"
+                    f" (body at most {MAX_BODY_BYTES} bytes); `seq` makes a retry harmless"
+                ),
+                "security": [{"ingest": []}],
+                "requestBody": {"required": True, "content": {JSON: {"schema": body}}},
+                "responses": {
+                    "202": json_body(accepted, "every reading was published"),
+                    "400": error(
+                        "not JSON, not readings, an invalid one, or a ts more than"
+                        f" {MAX_AHEAD_S // 3600} h ahead; `error` names it"
+                    ),
+                    "401": error("no Authorization: Bearer <INGEST_TOKEN>, or a wrong one"),
+                    "404": error("ingest is off: INGEST_TOKEN is not set"),
+                    "413": {"description": f"a body over {MAX_BODY_BYTES} bytes"},
+                    "429": error(
+                        f"too many wrong tokens, or more than {RATE_LIMIT} readings from one"
+                        f" source in {RATE_WINDOW} s (Retry-After says when)"
+                    ),
+                    "503": error("Redis is unavailable: retry"),
+                },
+            }
+        }
+    }
 
 
 def init_app(app: Flask) -> None:

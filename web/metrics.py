@@ -118,6 +118,12 @@ BRIDGE = {
         None,
     ),
     "reconnects": ("mqtt_reconnects_total", "counter", "reconnections to the broker", None),
+    "redelivered": (
+        "mqtt_redelivered_total",
+        "counter",
+        "broker redeliveries of messages already stored: acknowledged, not stored again",
+        None,
+    ),
     "connected": ("mqtt_connected", "gauge", "1 while the bridge is connected to its broker", None),
     "ts": ("mqtt_status_age_seconds", "gauge", "seconds since the bridge reported", None),
 }

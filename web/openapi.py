@@ -1,6 +1,6 @@
 """GET /api/openapi.json: an OpenAPI 3.1 description of every route, built from the code's limits.
 
-The limits come from the modules that enforce them (params, api, reading), so
+The limits come from the modules that enforce them (params, api, reading, ingest), so
 the description cannot drift from the validation; the tests fuzz the API
 against it with schemathesis.
 """
@@ -12,8 +12,17 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify
 
 from shared.events import STREAM_ID_RE
-from shared.reading import MAX_METRICS, MAX_SEQ, MAX_TS, METRIC_RE, MIN_TS, NAME_RE
-from web import alerts, api, auth, params, sensor_settings
+from shared.reading import (
+    MAX_METRICS,
+    MAX_SEQ,
+    MAX_TS,
+    METRIC_MAX,
+    METRIC_RE,
+    MIN_TS,
+    NAME_RE,
+    UNITS,
+)
+from web import alerts, api, auth, ingest, params, sensor_settings
 
 bp = Blueprint("openapi", __name__, url_prefix="/api")
 
@@ -22,6 +31,9 @@ NAME = f"^{NAME_RE.pattern}$"
 _N = NAME_RE.pattern
 NAME_LIST = rf"^[ \t]*({_N}[ \t]*,[ \t]*){{0,{params.MAX_LIST - 1}}}{_N}[ \t]*$|^[ \t]*$"
 METRIC = f"^{METRIC_RE.pattern}$"
+# A metric a reading may carry: METRIC_RE ending in one of the unit suffixes
+# (the length limit is the propertyNames' maxLength).
+READING_METRIC = "^[a-z][a-z0-9_]*_(" + "|".join(sorted(UNITS)) + ")$"
 STREAM_ID = f"^{STREAM_ID_RE.pattern}$"
 
 
@@ -205,6 +217,7 @@ def _paths(channel: str) -> dict[str, Any]:
             }
         },
         **sensor_settings.openapi_paths(_api_errors(), _json),
+        **ingest.openapi_paths(_ref("Reading"), _json, _error),
         **_probe_paths(),
     }
 
@@ -267,7 +280,7 @@ def _schemas() -> dict[str, Any]:
             "seq": {"type": "integer", "minimum": 0, "maximum": MAX_SEQ},
             "values": {
                 "type": "object",
-                "propertyNames": {"pattern": METRIC},
+                "propertyNames": {"pattern": READING_METRIC, "maxLength": METRIC_MAX},
                 "additionalProperties": number,
                 "minProperties": 1,
                 "maxProperties": MAX_METRICS,
@@ -363,13 +376,17 @@ def spec(channel: str, protected: bool) -> dict[str, Any]:
             "description": "Live sensor readings and their history (docs/architecture.md).",
         },
         "paths": _paths(channel),
-        "components": {"schemas": _schemas()},
+        "components": {
+            "schemas": _schemas(),
+            # POST /api/ingest takes its own token, whatever ACCESS_TOKEN says.
+            "securitySchemes": {"ingest": {"type": "http", "scheme": "bearer"}},
+        },
     }
     if protected:
-        doc["components"]["securitySchemes"] = {
-            "bearer": {"type": "http", "scheme": "bearer"},
-            "session": {"type": "apiKey", "in": "cookie", "name": auth.COOKIE},
-        }
+        doc["components"]["securitySchemes"].update(
+            bearer={"type": "http", "scheme": "bearer"},
+            session={"type": "apiKey", "in": "cookie", "name": auth.COOKIE},
+        )
         doc["security"] = [{"bearer": []}, {"session": []}]
         for item in doc["paths"].values():
             for method in ("get", "put"):

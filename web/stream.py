@@ -5,7 +5,6 @@ from __future__ import annotations
 import _socket  # the unpatched socket type: gevent replaces socket.socket
 import json
 import logging
-import random
 import socket
 import sqlite3
 import time
@@ -19,13 +18,13 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from shared import store
 from shared.events import Event, stream_id_key
 from shared.marks import HighWater
-from web import db, params, stream_caps, worker
+from web import db, gunicorn_worker, params, stream_caps, worker
 from web.db import HistoryUnavailable
 from web.hub import Hub, IdKey, Overrun
 from web.peers import request_client
-from web.push import Writer
+from web.push import Writer, reconnect_later
 from web.sse import encode_comment, encode_event, encode_id, encode_retry
-from web.stream_caps import StreamCaps
+from web.stream_caps import Slot, StreamCaps
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +54,9 @@ class Filter:
         )
 
 
+EVERYTHING = Filter()
+
+
 class CannotResume(Exception):
     """Neither the stream nor the database holds what follows the client's id."""
 
@@ -67,13 +69,18 @@ def stream_events(
     heartbeat: float,
     history: History | None,
     sock: Socket | None = None,
+    slot: Slot | None = None,
 ) -> Iterator[bytes]:
     """The whole response body of one client, as chunks of SSE bytes.
 
-    With `sock` (under gunicorn's gevent worker), the live part is written
-    to it by the hub (`web/push.py`) and only the last chunk comes back here.
+    With `sock` (under gunicorn's `SSEWorker`), the body ends after the
+    first chunk: the hub takes the connection and the client's `slot`, and
+    writes the live part itself (`web/push.py`; docs/architecture.md,
+    "Fan-out").
     """
-    with hub.client() as cursor:
+    cursor = hub.join()
+    counted = True  # by this generator, until the hub takes the client
+    try:
         # Taken at the same instant as the cursor: nothing is missed or doubled.
         snapshot = _snapshot(hub, wanted)
         opening = encode_retry(RETRY_MS) + encode_comment("connected")
@@ -88,10 +95,19 @@ def stream_events(
                 logger.info("cannot resume after %s: %s", last_id, exc)
                 yield encode_event(json.dumps({"reason": str(exc)}), event="reset") + snapshot
         at = _Cursor(hub, wanted, cursor, resumed)
-        if sock is not None and hub.ticking:
-            yield from _pushed(hub, at, sock, heartbeat)
-        else:
-            yield from _live(hub, at, heartbeat)
+        if sock is not None and hub.ticking and not hub.stopping:
+            gunicorn_worker.hand_over(sock.blocking)
+            ended = None
+            if slot is not None:
+                slot.kept = True
+                ended = slot.release
+            counted = False
+            hub.push.attach(Writer(sock.raw, sock.chunked, at.take, heartbeat, ended))
+            return
+        yield from _live(hub, at, heartbeat)
+    finally:
+        if counted:
+            hub.leave()
 
 
 def _snapshot(hub: Hub, wanted: Filter) -> bytes:
@@ -126,9 +142,15 @@ class _Cursor:
         if head == cursor:
             return None
         if head - cursor == 1 and self.everything and self.resumed is None:
-            # The common case at low rates, every client, every event: one
-            # pre-encoded entry, no list, no join, no filter.
-            parts = [hub.entry(cursor).payload]
+            # The common case at low rates, every client, every event: the
+            # pre-encoded entry itself, shared by every such client (the hub
+            # frames it once per sweep), no list, no join, no filter.
+            chunk = hub.entry(cursor).payload
+            self.cursor = head
+            stats = hub.stats
+            stats.events_out += 1
+            stats.bytes_out += len(chunk)
+            return chunk
         else:
             if head - cursor > hub.stats.backlog_max:
                 hub.stats.backlog_max = head - cursor
@@ -168,7 +190,7 @@ def _live(hub: Hub, at: _Cursor, heartbeat: float) -> Iterator[bytes]:
                 yield encode_comment("hb")
             continue
         if hub.stopping:
-            yield _reconnect_later()
+            yield reconnect_later()
             return
         try:
             chunk = at.take()
@@ -179,11 +201,6 @@ def _live(hub: Hub, at: _Cursor, heartbeat: float) -> Iterator[bytes]:
             yield chunk
 
 
-def _reconnect_later() -> bytes:
-    # Spread the reconnects of every client over a few seconds.
-    return encode_retry(random.randint(500, 5000))
-
-
 @dataclass(frozen=True, slots=True)
 class Socket:
     """The client's connection as gunicorn's gevent worker holds it."""
@@ -191,25 +208,6 @@ class Socket:
     blocking: socket.socket  # gevent's: waits by switching greenlets
     raw: _socket.socket  # the non-blocking OS socket under it
     chunked: bool  # gunicorn frames the body as HTTP/1.1 chunks
-
-
-def _pushed(hub: Hub, at: _Cursor, sock: Socket, heartbeat: float) -> Iterator[bytes]:
-    """Live events written by the hub itself; this greenlet only drains a full buffer."""
-    writer = Writer(sock.raw, sock.chunked, at.take, heartbeat)
-    hub.push.attach(writer)
-    try:
-        while True:
-            writer.wake.wait()
-            writer.wake.clear()
-            if writer.failed:
-                return  # the peer is gone, or it was too slow (counted by take)
-            if writer.pending is not None and not hub.push.drain(writer, sock.blocking):
-                return
-            if hub.stopping:
-                break
-    finally:
-        hub.push.detach(writer)
-    yield _reconnect_later()
 
 
 def _still_resuming(hub: Hub, head: int, resumed: IdKey | None) -> IdKey | None:
@@ -328,6 +326,8 @@ def stream() -> Response | tuple[Response, int]:
     # Stock flask-sse lets a client pick any Redis channel; this one never does.
     params.only_channel(request.args, settings.redis_channel)
     wanted = Filter(params.names(request.args, "source"), params.names(request.args, "sensor"))
+    if wanted == EVERYTHING:
+        wanted = EVERYTHING  # one object shared by every unfiltered client
     last_id = _last_event_id()
     caps: StreamCaps = current_app.extensions[stream_caps.EXTENSION]
     who = request_client()
@@ -338,6 +338,7 @@ def stream() -> Response | tuple[Response, int]:
         return response, 429
     _drop_silent_peer(request.environ.get("gunicorn.socket"), settings.heartbeat)
     sock = _client_socket(request.environ)
+    slot = Slot(caps, who)
     path, deadline = settings.database_path, settings.query_timeout
     body = stream_events(
         worker.hub(),
@@ -346,10 +347,11 @@ def stream() -> Response | tuple[Response, int]:
         heartbeat=settings.heartbeat,
         history=lambda after, limit: db.events_after(path, after, limit, deadline),
         sock=sock,
+        slot=slot,
     )
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return StreamResponse(
-        stream_caps.held(body, caps, who), mimetype="text/event-stream", headers=headers
+        stream_caps.held(body, slot), mimetype="text/event-stream", headers=headers
     )
 
 
@@ -380,14 +382,16 @@ def _drop_silent_peer(sock: socket.socket | None, heartbeat: float) -> None:
 
 
 def _client_socket(environ: dict) -> Socket | None:
-    """The connection the hub may write to, under gunicorn's gevent worker; else None.
+    """The connection the hub may take, under gunicorn's `SSEWorker`; else None.
 
     `_sock` is gevent's raw socket (docs/architecture.md, "Private APIs");
     gunicorn chunks the body exactly when the request is HTTP/1.1 or later.
     """
     blocking = environ.get("gunicorn.socket")
+    if not gunicorn_worker.can_hand_over(blocking) or environ["REQUEST_METHOD"] != "GET":
+        return None
     raw = getattr(blocking, "_sock", None)
-    if not isinstance(raw, _socket.socket) or environ["REQUEST_METHOD"] != "GET":
+    if not isinstance(raw, _socket.socket):
         return None
     return Socket(blocking, raw, environ.get("SERVER_PROTOCOL", "HTTP/1.0") != "HTTP/1.0")
 

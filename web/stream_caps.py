@@ -1,8 +1,8 @@
 """How many /stream connections one worker holds: per client address and in all.
 
-Each stream costs a socket and a greenlet for as long as it lasts, so one
-address opening thousands would take the worker's memory and file
-descriptors from everyone else. Past either cap the answer is 429 (a browser
+Each stream costs a socket and its place in the hub for as long as it
+lasts, so one address opening thousands would take the worker's memory and
+file descriptors from everyone else. Past either cap the answer is 429 (a browser
 under its cap never sees it: a tab holds one stream). Counted per worker;
 the proxy's `limit_conn` caps an address across workers (docs/security.md).
 """
@@ -10,7 +10,7 @@ the proxy's `limit_conn` caps an address across workers (docs/security.md).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 logger = logging.getLogger(__name__)
@@ -53,12 +53,29 @@ class StreamCaps:
         self.count -= 1
 
 
+class Slot:
+    """One acquired stream slot, given back once by whoever ends the stream last holds it."""
+
+    __slots__ = ("caps", "kept", "who")
+
+    def __init__(self, caps: StreamCaps, who: str) -> None:
+        self.caps: StreamCaps | None = caps
+        self.who = who
+        self.kept = False  # the hub took the stream: it releases the slot when it ends it
+
+    def release(self) -> None:
+        """Give the slot back (once)."""
+        caps, self.caps = self.caps, None
+        if caps is not None:
+            caps.release(self.who)
+
+
 class Held:
     """A response body that gives its slot back when the server closes it."""
 
-    def __init__(self, body: Iterator[bytes], release: Callable[[], None]) -> None:
+    def __init__(self, body: Iterator[bytes], slot: Slot) -> None:
         self.body = body
-        self._release: Callable[[], None] | None = release
+        self.slot = slot
 
     def __iter__(self) -> Iterator[bytes]:
         return self.body
@@ -68,11 +85,10 @@ class Held:
         close = getattr(self.body, "close", None)
         if close is not None:
             close()
-        if self._release is not None:
-            release, self._release = self._release, None
-            release()
+        if not self.slot.kept:
+            self.slot.release()
 
 
-def held(body: Iterable[bytes], caps: StreamCaps, who: str) -> Held:
-    """`body`, holding one of `who`'s slots until closed."""
-    return Held(iter(body), lambda: caps.release(who))
+def held(body: Iterable[bytes], slot: Slot) -> Held:
+    """`body`, holding `slot` until closed (or until the hub takes the stream)."""
+    return Held(iter(body), slot)

@@ -3,17 +3,21 @@
 A message is acknowledged (PUBACK) only after its readings are in the
 outbox, so a crash between the two makes the broker deliver it again; the
 outbox and its publisher thread are the producer's own (producers/runner.py),
-which is what gives bridge readings a seq and survives Redis outages.
+which is what gives bridge readings a seq and survives Redis outages. The
+outbox also remembers each stored message's digest (packet id, topic,
+payload), in the same transaction, so a redelivery (DUP) of a message already
+stored is acknowledged without storing it twice.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import sqlite3
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import paho.mqtt.client as mqtt
 
@@ -21,7 +25,6 @@ from producers.mqtt.decoders import DECODERS, REASONS, Context, Decoded, Refusal
 from producers.outbox import Outbox
 from producers.runner import Producer
 from shared.bus import Bus
-from shared.reading import Reading
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +48,7 @@ class Stats:
     unknown: Counter[str] = field(default_factory=Counter)  # fields with no known unit
     ignored: int = 0  # topics that are not measurements (commands, bridge state)
     connects: int = 0  # connections to the broker: the first, then each reconnect
+    redelivered: int = 0  # broker redeliveries of messages already stored: not stored again
     _logged: set[str] = field(default_factory=set)
     # Counted in paho's network thread, read by the status writer in the main one.
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -87,7 +91,11 @@ class Stats:
         """
         labels = {"refused": REASONS}
         with self._lock:
-            out = {"ignored": self.ignored, "reconnects": max(self.connects - 1, 0)}
+            out = {
+                "ignored": self.ignored,
+                "reconnects": max(self.connects - 1, 0),
+                "redelivered": self.redelivered,
+            }
             for name in ("messages", "readings", "refused", "unknown"):
                 counter: Counter[str] = getattr(self, name)
                 for label in labels.get(name, FIRMWARES):
@@ -101,6 +109,15 @@ class Stats:
             f"dropped {sum(self.dropped.values())}, unknown fields {sum(self.unknown.values())}, "
             f"ignored {self.ignored}"
         )
+
+
+def delivery_digest(mid: int, topic: str, payload: bytes) -> bytes:
+    """What identifies one delivery: a redelivery keeps the packet id, topic and payload."""
+    digest = hashlib.blake2b(mid.to_bytes(2, "big"), digest_size=16)
+    digest.update(topic.encode())
+    digest.update(b"\0")
+    digest.update(payload)
+    return digest.digest()
 
 
 class Bridge:
@@ -137,8 +154,8 @@ class Bridge:
         self._routes_of[topic] = found
         return found
 
-    def handle(self, topic: str, payload: bytes) -> int:
-        """Decode one message and store its readings; the number stored."""
+    def handle(self, topic: str, payload: bytes, delivery: bytes | None = None) -> int:
+        """Decode one message and store its readings (and `delivery`, its digest); how many."""
         route = self.route(topic)
         if route is None:
             self.stats.count("ignored")
@@ -146,20 +163,12 @@ class Bridge:
         self.ctx.now = time.time()
         out = decode(route, topic, payload, self.ctx)
         self.stats.record(route.firmware, topic, out)
-        for reading in out.readings:
-            self.store(reading, route.firmware)
         if out.readings:
+            stored = self.outbox.add_all(out.readings, delivery)
+            if route.firmware != "readings":
+                self.firmware_keys.update(reading.key for reading in stored)
             self.producer.stored.set()  # wake the publisher thread
         return len(out.readings)
-
-    def store(self, reading: Reading, firmware: str) -> Reading:
-        """Give the reading the next seq of its sensor (unless it has one) and keep it."""
-        if reading.seq is None:
-            reading = replace(reading, seq=self.outbox.next_seq(reading.source, reading.sensor))
-        self.outbox.add(reading)
-        if firmware != "readings":
-            self.firmware_keys.add(reading.key)
-        return reading
 
     def report(self, bus: Bus, name: str) -> None:
         """Write every counter where web's /metrics reads it (the recorder's way)."""
@@ -236,8 +245,14 @@ class Bridge:
             self.stats.record("unrouted", "(invalid UTF-8)", Decoded(errors=[refusal]))
             client.ack(msg.mid, msg.qos)
             return
+        # QoS 0 has no packet id and is never redelivered.
+        delivery = delivery_digest(msg.mid, topic, msg.payload) if msg.qos else None
         try:
-            self.handle(topic, msg.payload)
+            if msg.dup and delivery and self.outbox.delivered(delivery):
+                # The broker never got our acknowledgement (docs/mqtt.md, "Delivery").
+                self.stats.count("redelivered")
+            else:
+                self.handle(topic, msg.payload, delivery)
         except (sqlite3.Error, OSError):
             logger.exception("cannot write the outbox: stopping without acknowledging")
             self.failed.set()
