@@ -37,8 +37,8 @@ def fill(path: Path, rows: int, span: float = SPAN) -> float:
     """A history of `rows` readings of SENSORS sensors over `span` s up to now; now.
 
     All in the unpacked raw tier (as after a big import the recorder has not
-    packed yet), plus a sensor `quiet` with no readings: a filter on it walks
-    every row of the range, the worst query there is.
+    packed yet), plus a sensor `quiet` with no readings: a filter on it walked
+    every row of the range before the (sid, ts) index (schema version 4).
     """
     conn = store.connect(path)
     store.init_db(conn)

@@ -120,11 +120,20 @@ def test_without_the_token_401(ingest_client, redis_client, headers) -> None:
 
 
 def test_guessing_the_token_is_slowed_down(ingest_client) -> None:
+    """Locked out: wrong tokens 429 (one checked per interval); the right one still works."""
+    wrong = {"Authorization": "Bearer x"}
     for _ in range(10):
-        ingest_client.post("/api/ingest", json=reading(), headers={"Authorization": "Bearer x"})
-    response = ingest_client.post("/api/ingest", json=reading(), headers=AUTH)
+        ingest_client.post("/api/ingest", json=reading(), headers=wrong)
+    response = ingest_client.post("/api/ingest", json=reading(), headers=wrong)
     assert response.status_code == 429
     assert int(response.headers["Retry-After"]) > 0
+    assert ingest_client.post("/api/ingest", json=reading(), headers=wrong).status_code == 429
+
+
+def test_a_locked_out_device_still_gets_in_with_the_right_token(ingest_client) -> None:
+    for _ in range(10):
+        ingest_client.post("/api/ingest", json=reading(), headers={"Authorization": "Bearer x"})
+    assert ingest_client.post("/api/ingest", json=reading(), headers=AUTH).status_code == 202
 
 
 def test_off_without_a_token_404(client) -> None:

@@ -20,7 +20,7 @@ from devtools.stack import ROOT
 from producers.mqtt.discovery import config_payload, config_topic, entity_name
 from shared.bus import Bus
 from shared.reading import Reading
-from tests.test_mqtt_bridge import Publisher, bridge_log, broker, make_stack
+from tests.test_mqtt_bridge import Publisher, bridge_log, broker, make_stack, stream_readings
 
 __all__ = ["broker"]  # the fixture, shared with the bridge tests
 
@@ -129,7 +129,9 @@ def test_home_assistant_sees_configs_states_and_the_last_will(
         wait_for(lambda: listener.last(state), what="the state")
         assert json.loads(listener.last(state) or b"") == values
         configs = wait_for(lambda: len(c := listener.configs()) >= 4 and c, what="4 configs")
-        wait_for(lambda: "plug" in {r["source"] for r in _stream(redis_url)}, what="the plug")
+        wait_for(
+            lambda: "plug" in {r["source"] for r in stream_readings(redis_url)}, what="the plug"
+        )
         time.sleep(0.5)  # time enough for a wrong announcement of the plug to arrive
         configs = listener.configs()
         assert set(configs) == {
@@ -155,14 +157,6 @@ def test_home_assistant_sees_configs_states_and_the_last_will(
         listener.close()
         stack.stop_all()
         bus.client.close()
-
-
-def _stream(redis_url: str) -> list[dict]:
-    client = redis.Redis.from_url(redis_url)
-    try:
-        return [json.loads(f[b"r"]) for _, f in client.xrange("readings:stream")]
-    finally:
-        client.close()
 
 
 def test_forget_publishes_the_empty_configs(
