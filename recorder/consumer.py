@@ -19,11 +19,12 @@ from types import FrameType
 import redis
 
 from recorder.alerts import Evaluator, evaluate, start_alerts
+from recorder.audit import AUDIT_EVERY, StreamAudit
 from recorder.prune import Maintenance
 from shared import redis_conn, store
 from shared.bus import RECORDER_GROUP, Bus, parse_message
 from shared.events import Event
-from shared.marks import HighWater
+from shared.marks import Gaps, HighWater
 from shared.reading import Reading, ReadingError
 from shared.settings import Settings
 
@@ -62,6 +63,10 @@ class Recorder:
     storage_error: str = ""  # why the history cannot be written now, "" while it can
     unstored: list[Event] = field(default_factory=list)
     max_sensors: int | None = None  # MAX_SENSORS: the most sensors the history holds
+    gaps: Gaps = field(default_factory=Gaps)  # marks rule 9
+    gaps_found: int = 0  # gaps opened: readings Redis took that the stream lost
+    seq_lost: int = 0  # seqs of gaps given up: missing from the history for good
+    audit: StreamAudit | None = None
     refused_sensors: int = 0  # readings refused because the history holds MAX_SENSORS
     refused_names: set[tuple[str, str]] = field(default_factory=set)
 
@@ -82,8 +87,12 @@ class Recorder:
         self.marks = HighWater(store.high_water(self.conn))
         # Marks, not the hash's length: its @pos field can be back first.
         if self.marks and not self.bus.marks.recorded():
-            self.bus.marks.record(self.marks)
+            self.bus.marks.record(self.recorded())
             logger.info("restored %d recorded marks into Redis", len(self.marks))
+
+    def recorded(self) -> dict[tuple[str, str], int]:
+        """The recorded marks as Redis should hold them: held below open gaps (rule 9)."""
+        return {key: self.gaps.recorded(key, mark) for key, mark in self.marks.items()}
 
     def step(self, block_ms: int = 1000) -> int:
         """Read one batch (own pending entries first), store it, ack it."""
@@ -155,13 +164,56 @@ class Recorder:
             events = [e for e in events if id(e) not in gone]
         if self.alerts is not None:
             evaluate(self.alerts.observe, events)
-        moved = {}
+        self._move_marks(events)
+        return added
+
+    def _move_marks(self, events: list[Event]) -> None:
+        """Rules 4 and 9: raise the recorded marks, held below any gap, and ask for the gaps."""
+        now, touched, opened = time.time(), set(), {}
         for event in events:
             r = event.reading
-            if r.seq is not None and self.marks.advance(r.key, r.seq):
-                moved[r.key] = r.seq
-        self.bus.marks.record(moved)
-        return added
+            if r.seq is None:
+                continue
+            # Only stream entries: a reading from the channel alone (stock
+            # flask-sse) has no published mark to lower.
+            mark = self.marks.get(r.key)
+            held = None if event.id is None else self.gaps.stored(r.key, r.seq, mark, now)
+            if held is not None:
+                opened[r.key] = held
+                self.gaps_found += 1
+                logger.warning(
+                    "%s/%s: seqs %d..%d reached Redis but not the recorder (the stream was"
+                    " trimmed under it?); holding its recorded mark at %d so its producer"
+                    " re-sends them (marks rule 9)",
+                    *r.key,
+                    held + 1,
+                    r.seq - 1,
+                    held,
+                )
+            self.marks.advance(r.key, r.seq)
+            touched.add(r.key)
+        self.bus.marks.record({k: self.gaps.recorded(k, self.marks[k]) for k in touched})
+        self.bus.marks.lower_published(opened)
+
+    def audit_stream(self) -> int | None:
+        """Entries trimmed unread, and published marks the stream did not deliver (rule 10)."""
+        if self.audit is None:
+            self.audit = StreamAudit(self.bus)
+        known = [k for k in store.names(self.conn).sids if k not in self.gaps]
+        return self.audit.run(self.recorded(), known)
+
+    def expire_gaps(self) -> None:
+        """Rule 9: give up gaps no producer filled in time; the history keeps the hole."""
+        for key, first, after in self.gaps.expire(time.time()):
+            self.seq_lost += after - first
+            logger.error(
+                "%s/%s: seqs %d..%d never came back (its producer no longer had them, or its"
+                " counter restarted); the history has a hole there",
+                *key,
+                first,
+                after - 1,
+            )
+            self.bus.marks.record({key: self.gaps.recorded(key, self.marks[key])})
 
     def _refused(self, refused: list[Event]) -> None:
         """Count readings of sensors past MAX_SENSORS; name each new one, up to a bound."""
@@ -237,7 +289,7 @@ def _session(recorder: Recorder) -> None:
     recorder.prepare()
     pubsub = recorder.bus.client.pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe(recorder.bus.channel)
-    status_at = checked_at = 0.0
+    status_at = checked_at = audited_at = 0.0
     try:
         while not recorder.stopping:
             if time.monotonic() - checked_at > MASTER_CHECK_EVERY:
@@ -258,8 +310,12 @@ def _session(recorder: Recorder) -> None:
             # readings are still waiting in the stream is not silent.
             if recorder.alerts is not None and recorder.caught_up:
                 evaluate(recorder.alerts.tick)
+            if recorder.caught_up and time.monotonic() - audited_at > AUDIT_EVERY:
+                audited_at = time.monotonic()
+                recorder.audit_stream()
             if time.monotonic() - status_at > STATUS_EVERY:
                 status_at = time.monotonic()
+                recorder.expire_gaps()
                 _publish_status(recorder)
     finally:
         pubsub.close()
@@ -271,6 +327,10 @@ def _publish_status(recorder: Recorder) -> None:
         **recorder.bus.recorder_lag(),
         "inserted": recorder.inserted,
         "refused_sensors": recorder.refused_sensors,
+        "stream_lost": recorder.audit.lost if recorder.audit else 0,
+        "marks_lowered": recorder.audit.lowered if recorder.audit else 0,
+        "gaps": recorder.gaps_found,
+        "seq_lost": recorder.seq_lost,
         "sensors": len(store.names(recorder.conn).sids),
         "storage_ok": 0 if recorder.storage_error else 1,
         "storage_error": recorder.storage_error,

@@ -91,11 +91,14 @@ class Maintenance:
 
     def stop(self) -> None:
         """Finish the current step and end the process."""
-        self._stop.set()
+        # A child killed while waiting on the event still counts as its
+        # sleeper, and set() would wait for it to wake for ever.
+        if self._process is None or self._process.is_alive():
+            self._stop.set()
         if self._process is not None:
             self._process.join(timeout=30)
             if self._process.is_alive():
-                self._process.terminate()
+                self._process.kill()  # it ignores SIGTERM (see _serve)
             self.packed, self.pruned = self._counts[:]
 
     def run(self) -> None:
@@ -128,11 +131,14 @@ class Maintenance:
 def _serve(
     path: Path, retention: store.Retention, offset: float, stop: Any, counts: Any, parent: int
 ) -> None:
-    """The child process: logs to stderr like its parent, stops on `stop` or SIGTERM."""
+    """The child process: logs to stderr like its parent, stops on `stop` or when it is gone."""
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
+    # Ctrl-C, and SIGTERM to the whole group (systemd, a terminal), reach the
+    # parent too, which stops us; dying here would leave its stop() waiting.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     maintenance = Maintenance(path, retention, clock=lambda: time.time() + offset)
     maintenance._stop, maintenance._counts, maintenance._parent = stop, counts, parent
     maintenance.run()

@@ -35,11 +35,27 @@ The rules, each tested by name in tests/test_marks.py:
 7. *Hub may skip* an event whose stream id is not after the last one it
    passed on, or whose seq is not above its sensor's high-water mark (a
    producer re-sending after Redis came back empty).
+8. *Refused* (in the publish script): see below.
+9. *Gaps*: when the recorder stores a seq more than one above its mark, the
+   seqs between were accepted by Redis but never reached it (the stream was
+   trimmed under it: `XADD ... MAXLEN 0` with a producer's password). It
+   holds the recorded mark below the gap and lowers the published mark to
+   it, so the producer keeps those rows and, told Redis forgot them (rule
+   3), re-sends them; the mark moves on when the gap is filled, or after
+   `GAP_WAIT` seconds (then they are logged as lost: an outbox that dropped
+   them, a counter that restarted).
+10. *Audit*: a published mark the recorder saw, then read the whole stream
+   past, that is still above the recorded mark names readings Redis says it
+   took that the stream never gave (trimmed at its end, or a forged mark):
+   the recorder lowers it to the recorded mark, unless it moved meanwhile,
+   and the producer re-sends as in rule 9.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import redis
 
@@ -51,6 +67,20 @@ HOLD_FIELD = "@pos"
 # Seconds a sent row waits for its recorded mark before a missing published
 # mark is believed (rule 5): the recorder writes marks after its batch.
 RESEND_GRACE = 30.0
+# Seconds a gap holds the recorded mark (rule 9): a producer re-sends within
+# RESEND_GRACE plus its settle interval even when it publishes rarely.
+GAP_WAIT = 120.0
+# Most stored seqs above a gap remembered per sensor; past it the gap is given up.
+GAP_SEEN_MAX = 10_000
+
+# Rule 10: lower a published mark, but only from the value the audit saw.
+# KEYS: published hash. ARGV: field, the value seen, the new value ("" = none).
+LOWER_LUA = """
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+if ARGV[3] == '' then redis.call('HDEL', KEYS[1], ARGV[1])
+else redis.call('HSET', KEYS[1], ARGV[1], ARGV[3]) end
+return 1
+"""
 
 # Rules 2, 3 and 6, atomically with the publish itself.
 # KEYS: stream, published hash. ARGV: channel, reading JSON, retention ms,
@@ -161,6 +191,52 @@ class HighWater(dict[Key, int]):
         return True
 
 
+@dataclass
+class Gap:
+    """Rule 9: one sensor's missing seqs, from `held` + 1 up to below the lowest in `seen`."""
+
+    held: int  # every seq up to here is stored: the recorded mark while the gap is open
+    since: float  # when it opened
+    seen: set[int] = field(default_factory=set)  # stored seqs above `held`
+
+
+class Gaps(dict[Key, Gap]):
+    """Rule 9: the sensors whose stored seqs have a hole, and the recorded mark each holds."""
+
+    __slots__ = ()
+
+    def stored(self, key: Key, seq: int, mark: int | None, now: float) -> int | None:
+        """Take a stored `seq` (`mark`: the highest before it); the held mark if a gap opened."""
+        gap = self.get(key)
+        if gap is None:
+            if mark is None or seq <= mark + 1:
+                return None
+            self[key] = Gap(mark, now, {seq})
+            return mark
+        if seq > gap.held:
+            gap.seen.add(seq)
+        while gap.held + 1 in gap.seen:
+            gap.held += 1
+            gap.seen.discard(gap.held)
+        if not gap.seen:
+            del self[key]
+        elif len(gap.seen) > GAP_SEEN_MAX:
+            gap.since = -math.inf  # given up at the next expire
+        return None
+
+    def recorded(self, key: Key, mark: int) -> int:
+        """The recorded mark of `key`: held below its gap, else the highest stored."""
+        gap = self.get(key)
+        return mark if gap is None else gap.held
+
+    def expire(self, now: float, wait: float = GAP_WAIT) -> list[tuple[Key, int, int]]:
+        """Give up gaps open longer than `wait`: (key, first missing, first stored after)."""
+        gone = [(k, g.held + 1, min(g.seen)) for k, g in self.items() if now - g.since > wait]
+        for key, _, _ in gone:
+            del self[key]
+        return gone
+
+
 class MarkHashes:
     """The published and recorded marks and the hold position, as Redis keeps them."""
 
@@ -176,6 +252,12 @@ class MarkHashes:
     def recorded(self) -> dict[Key, int]:
         """The highest seq the history database holds per (source, sensor)."""
         return self._read(self.recorded_key)
+
+    def lower_published(self, marks: Mapping[Key, int]) -> None:
+        """Rules 9: set published marks down to these (the producers re-send above them)."""
+        if marks:
+            mapping = {mark_field(*key): seq for key, seq in marks.items()}
+            self.client.hset(self.published_key, mapping=mapping)
 
     def record(self, marks: Mapping[Key, int]) -> None:
         """Rule 4: raise recorded marks (call after the rows are committed)."""

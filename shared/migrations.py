@@ -81,10 +81,21 @@ def _v3_sensor_settings(conn: sqlite3.Connection) -> None:
     conn.execute(sensor_settings.DDL)
 
 
+def _v4_sensor_time_indexes(conn: sqlite3.Connection) -> None:
+    """A sensor's raw rows and blocks in time order: a filter on few sensors seeks, never scans.
+
+    Without them `/api/readings?sensor=` over a month walked every sensor's
+    rows of that month (docs/architecture.md, "History storage").
+    """
+    conn.execute("CREATE INDEX raw_recent_sensor ON raw_recent (sid, ts)")
+    conn.execute("CREATE INDEX raw_blocks_sensor ON raw_blocks (sid, hour)")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _v1_tiers,
     _v2_alerts,
     _v3_sensor_settings,
+    _v4_sensor_time_indexes,
 ]
 VERSION = len(MIGRATIONS)
 

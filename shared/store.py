@@ -608,19 +608,43 @@ def _in(sids: Sequence[int]) -> str:
 
 
 def _next_hour(conn: sqlite3.Connection, sids: Sequence[int], hour: int, end: int) -> int | None:
-    """The first hour from `hour` (before `end`) holding a block or a raw row of `sids`."""
-    block = conn.execute(
-        f"SELECT hour FROM raw_blocks WHERE hour >= ? AND hour < ? AND sid IN ({_in(sids)})"  # noqa: S608 - placeholders only
-        " ORDER BY hour LIMIT 1",
-        (hour, end, *sids),
-    ).fetchone()
-    recent = conn.execute(
-        f"SELECT ts FROM raw_recent WHERE ts >= ? AND ts < ? AND sid IN ({_in(sids)})"  # noqa: S608 - placeholders only
-        " ORDER BY ts LIMIT 1",
-        (hour * HOUR, end * HOUR, *sids),
-    ).fetchone()
-    found = [h for h in (block and block[0], recent and int(recent[0] // HOUR)) if h is not None]
+    """The first hour from `hour` (before `end`) holding a block or a raw row of `sids`.
+
+    Every sensor: walk the time-ordered primary keys (the first row matches).
+    Some: one seek per sensor in the (sid, time) indexes, so a sensor with few
+    or no rows never walks the others' (docs/architecture.md, "History storage").
+    """
+    if len(sids) == len(names(conn).sids):
+        block = conn.execute(
+            "SELECT hour FROM raw_blocks WHERE hour >= ? AND hour < ? ORDER BY hour LIMIT 1",
+            (hour, end),
+        ).fetchone()
+        recent = conn.execute(
+            "SELECT ts FROM raw_recent WHERE ts >= ? AND ts < ? ORDER BY ts LIMIT 1",
+            (hour * HOUR, end * HOUR),
+        ).fetchone()
+    else:
+        block = conn.execute(
+            f"WITH s(sid) AS (VALUES {_rows(sids)}) SELECT min((SELECT hour FROM raw_blocks"  # noqa: S608 - placeholders only
+            " WHERE sid = s.sid AND hour >= ? AND hour < ? ORDER BY hour LIMIT 1)) FROM s",
+            (*sids, hour, end),
+        ).fetchone()
+        recent = conn.execute(
+            f"WITH s(sid) AS (VALUES {_rows(sids)}) SELECT min((SELECT ts FROM raw_recent"  # noqa: S608 - placeholders only
+            " WHERE sid = s.sid AND ts >= ? AND ts < ? ORDER BY ts LIMIT 1)) FROM s",
+            (*sids, hour * HOUR, end * HOUR),
+        ).fetchone()
+    ts = recent[0] if recent else None
+    found = [
+        h
+        for h in (block[0] if block else None, None if ts is None else int(ts // HOUR))
+        if h is not None
+    ]
     return min(found) if found else None
+
+
+def _rows(sids: Sequence[int]) -> str:
+    return ",".join(["(?)"] * len(sids))
 
 
 def _hour_rows(
@@ -693,19 +717,9 @@ def parse_cursor(cursor: str) -> tuple[float, int]:
     return position
 
 
-def query_readings(
-    conn: sqlite3.Connection,
-    *,
-    sources: Sequence[str] = (),
-    sensors: Sequence[str] = (),
-    since: float,
-    until: float,
-    limit: int,
-) -> list[Reading]:
-    """Raw readings with since <= ts < until, oldest first, at most `limit`."""
-    return page_readings(
-        conn, sources=sources, sensors=sensors, since=since, until=until, limit=limit
-    )[0]
+def query_readings(conn: sqlite3.Connection, **selection: Any) -> list[Reading]:
+    """The first page of `page_readings` (the same keywords, no cursor), oldest first."""
+    return page_readings(conn, **selection)[0]
 
 
 def more_events_after(conn: sqlite3.Connection, last_id: str, limit: int) -> bool:

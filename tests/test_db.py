@@ -37,8 +37,8 @@ def fill(path: Path, rows: int, span: float = SPAN) -> float:
     """A history of `rows` readings of SENSORS sensors over `span` s up to now; now.
 
     All in the unpacked raw tier (as after a big import the recorder has not
-    packed yet), plus a sensor `quiet` with no readings: a filter on it walks
-    every row of the range, the worst query there is.
+    packed yet), plus a sensor `quiet` with no readings: a filter on it walked
+    every row of the range before the (sid, ts) index (schema version 4).
     """
     conn = store.connect(path)
     store.init_db(conn)
@@ -95,6 +95,7 @@ def test_a_missing_database_is_unavailable(tmp_path: Path) -> None:
     assert not (tmp_path / "none.sqlite3").exists()
 
 
+@pytest.mark.serial  # shares big_history with the stream-pause test
 def test_api_answers_503_past_the_deadline(big_history: Path, make_settings) -> None:
     """A 30-day selection of a sensor with no readings walks every row: 503, not a hang."""
     from web import create_app
@@ -200,6 +201,7 @@ def start_request(port: int, path: str, last_id: str = "") -> subprocess.Popen:
 
 
 @pytest.mark.slow
+@pytest.mark.serial  # stream pauses are measured
 def test_streams_never_pause_while_worst_queries_run(
     big_history: Path, redis_url: str, tmp_path: Path
 ) -> None:

@@ -24,6 +24,10 @@ import redis
 
 from devtools.redis_server import free_port
 from devtools.stack import Stack
+from producers.outbox import Outbox
+from producers.runner import Producer, build_sensors
+from recorder.consumer import Recorder
+from shared import store
 from shared.bus import Bus, connect
 from shared.reading import Reading
 from web.limiter import Gate, SharedLimiter
@@ -207,6 +211,92 @@ def test_web_reads_and_subscribes_but_cannot_write(acl_redis: int) -> None:
     limits.succeeded("192.0.2.1")
     assert limits.gate("192.0.2.1") == Gate()
     web.close()
+
+
+def test_a_stolen_producer_password_empties_the_stream_and_nothing_is_lost(
+    acl_redis: int, make_settings, db, caplog: pytest.LogCaptureFixture
+) -> None:
+    """XADD MAXLEN 0 with the producer's password: found, counted, re-sent from the outbox.
+
+    Redis ACLs cannot refuse an argument, so the trim itself succeeds; the
+    recorder sees the hole in the demo sensor's seqs (marks rule 9), asks the
+    producer to re-send, and counts the deleted entries (recorder/audit.py).
+    """
+    load_publish_script(acl_redis)
+    settings = make_settings(REDIS_URL=url("producer", acl_redis), SENSORS="demo", SOURCE="pi")
+    producer = Producer(settings, build_sensors(settings), Outbox(settings.outbox_path))
+    recorder = Recorder(Bus(client("recorder", acl_redis)), db)
+    recorder.prepare()
+
+    def produce(n: int) -> None:
+        for _ in range(n):
+            producer.tick()
+            for sensor in producer.sensors:
+                sensor.next_try = 0.0  # a tick each call, not each INTERVAL
+        producer.flush()
+
+    produce(5)
+    recorder.step(block_ms=100)
+    assert recorder.audit_stream() == 0
+    fifth = recorder.marks[("pi", "demo")]  # a fresh outbox counts from the clock in ms
+    produce(5)  # the 6th-10th: in the stream, not recorded yet...
+    thief = client("producer", acl_redis)
+    thief.xadd("readings:stream", {"r": "{}"}, maxlen=0, approximate=False)  # ...and gone
+    admin = client("default", acl_redis)
+    assert admin.xlen("readings:stream") == 0
+    admin.close()
+    produce(1)  # the 11th arrives: the recorder sees the 6th-10th missing
+    recorder.step(block_ms=100)
+    assert recorder.gaps_found == 1
+    assert Bus(thief).marks.recorded() == {("pi", "demo"): fifth}  # held: the outbox keeps them
+    produce(1)  # told Redis forgot them, the producer re-sends the 6th-12th in order
+    while recorder.step(block_ms=100):
+        pass
+    seqs = [r.seq for r in store.query_readings(db, since=0, until=time.time() + 9, limit=99)]
+    assert sorted(seqs) == list(range(fifth - 4, fifth + 8))
+    assert Bus(thief).marks.recorded() == {("pi", "demo"): fifth + 7}
+    assert recorder.audit_stream() == 6  # 5 readings and the thief's own entry
+    assert recorder.audit_stream() == 0  # counted once
+    assert "deleted before the recorder read them" in caplog.text
+    producer.send_box.settle(Bus(thief).marks.recorded(), {}, grace=-1)
+    assert producer.outbox.pending_count() == 0
+    for user in (thief, recorder.bus.client, producer._connect().client):
+        user.close()
+
+
+def test_a_forged_published_mark_is_lowered_and_nothing_is_lost(
+    acl_redis: int, make_settings, db
+) -> None:
+    """HSET of a published mark far ahead: every reading a "repeat" until the audit lowers it."""
+    load_publish_script(acl_redis)
+    settings = make_settings(REDIS_URL=url("producer", acl_redis), SENSORS="demo", SOURCE="pi")
+    producer = Producer(settings, build_sensors(settings), Outbox(settings.outbox_path))
+    recorder = Recorder(Bus(client("recorder", acl_redis)), db)
+    recorder.prepare()
+    for _ in range(3):
+        producer.tick()
+        producer.sensors[0].next_try = 0.0
+    producer.flush()
+    recorder.step(block_ms=100)
+    thief = client("producer", acl_redis)
+    thief.hset("readings:published", "pi/demo", 2**62)
+    for _ in range(3):
+        producer.tick()
+        producer.sensors[0].next_try = 0.0
+    producer.flush()  # seqs 4-6 called repeats: nothing reaches the stream
+    assert recorder.step(block_ms=100) == 0
+    assert recorder.audit_stream() == 0  # sees the forged mark...
+    assert recorder.audit_stream() == 0  # ...still there after reading everything: lowered
+    assert recorder.audit.lowered == 1
+    producer.tick()
+    producer.flush()  # Redis "forgot" 4-6: re-sent with 7
+    while recorder.step(block_ms=100):
+        pass
+    seqs = [r.seq for r in store.query_readings(db, since=0, until=time.time() + 9, limit=99)]
+    assert len(seqs) == 7
+    assert sorted(seqs) == list(range(seqs[0], seqs[0] + 7))
+    for user in (thief, recorder.bus.client, producer._connect().client):
+        user.close()
 
 
 def test_recorder_publishes_alerts_and_reports_targets(acl_redis: int) -> None:

@@ -74,6 +74,18 @@ def test_a_reading_posted_twice_is_stored_once(ingest_client, redis_client) -> N
             "readings[1]: ts is more than 24 h in the future",
         ),
     ],
+    # Named, not shown: a body holds time.time(), and ids must match across workers.
+    ids=[
+        "not-json",
+        "nan",
+        "empty-array",
+        "too-many",
+        "empty-values",
+        "unknown-key",
+        "bad-source",
+        "deep-nesting",
+        "future-ts",
+    ],
 )
 def test_bad_bodies_are_400_naming_the_fault(ingest_client, redis_client, body, error) -> None:
     response = ingest_client.post(
@@ -108,11 +120,20 @@ def test_without_the_token_401(ingest_client, redis_client, headers) -> None:
 
 
 def test_guessing_the_token_is_slowed_down(ingest_client) -> None:
+    """Locked out: wrong tokens 429 (one checked per interval); the right one still works."""
+    wrong = {"Authorization": "Bearer x"}
     for _ in range(10):
-        ingest_client.post("/api/ingest", json=reading(), headers={"Authorization": "Bearer x"})
-    response = ingest_client.post("/api/ingest", json=reading(), headers=AUTH)
+        ingest_client.post("/api/ingest", json=reading(), headers=wrong)
+    response = ingest_client.post("/api/ingest", json=reading(), headers=wrong)
     assert response.status_code == 429
     assert int(response.headers["Retry-After"]) > 0
+    assert ingest_client.post("/api/ingest", json=reading(), headers=wrong).status_code == 429
+
+
+def test_a_locked_out_device_still_gets_in_with_the_right_token(ingest_client) -> None:
+    for _ in range(10):
+        ingest_client.post("/api/ingest", json=reading(), headers={"Authorization": "Bearer x"})
+    assert ingest_client.post("/api/ingest", json=reading(), headers=AUTH).status_code == 202
 
 
 def test_off_without_a_token_404(client) -> None:

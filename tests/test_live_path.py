@@ -27,6 +27,11 @@ OPEN: list[SSEStream] = []
 def _close_streams() -> Iterator[None]:
     """Close every stream a test opened, even when it fails half way."""
     yield
+    close_streams()
+
+
+def close_streams() -> None:
+    """Close the open streams: before a server stops, or it waits its grace period for them."""
     while OPEN:
         OPEN.pop().close()
 
@@ -49,6 +54,7 @@ def web(tmp_path: Path, redis_url: str) -> Iterator[tuple[str, Stack]]:
     try:
         yield stack.start_web(), stack
     finally:
+        close_streams()
         stack.stop_all()
 
 
@@ -175,6 +181,7 @@ def test_many_clients_share_one_redis_connection(tmp_path: Path, redis_url: str)
             s.close()
     finally:
         client.close()
+        close_streams()
         stack.stop_all()
 
 
@@ -196,4 +203,5 @@ def test_stream_answers_200_while_redis_is_down(tmp_path: Path) -> None:
         stream.read_until(":connected\n\n", timeout=5)
         assert stream.read_until(":hb\n\n", timeout=5)
     finally:
+        close_streams()
         stack.stop_all()

@@ -187,3 +187,41 @@ def test_rule_8_a_reading_from_the_far_future_is_refused(redis_client: redis.Red
     assert bus.marks.published() == {}
     soon = Reading(source="pi", sensor="demo", ts=time.time() + 3600, seq=1, values={"t_c": 1.0})
     assert bus.publish(soon) is not None  # an hour of clock skew is fine
+
+
+def test_rule_9_a_gap_holds_the_recorded_mark_until_filled_or_given_up() -> None:
+    gaps = marks.Gaps()
+    assert gaps.stored(KEY, 6, 5, now=0.0) is None  # the next seq: no gap
+    assert gaps.stored(KEY, 9, 6, now=1.0) == 6  # 7 and 8 missing: hold at 6
+    assert gaps.recorded(KEY, 9) == 6
+    assert gaps.stored(KEY, 10, 9, now=2.0) is None
+    assert gaps.stored(KEY, 7, 10, now=3.0) is None
+    assert gaps.recorded(KEY, 10) == 7  # 8 still missing
+    assert gaps.stored(KEY, 8, 10, now=4.0) is None
+    assert gaps.recorded(KEY, 10) == 10  # filled
+    assert KEY not in gaps
+    gaps.stored(KEY, 20, 10, now=5.0)
+    assert gaps.expire(now=5.0 + marks.GAP_WAIT / 2) == []
+    assert gaps.expire(now=6.0 + marks.GAP_WAIT) == [(KEY, 11, 20)]  # 11..19 given up
+    assert gaps.recorded(KEY, 20) == 20
+
+
+def test_rule_10_the_audit_lowers_a_published_mark_the_stream_never_gave(
+    redis_client: redis.Redis, db
+) -> None:
+    from recorder.audit import StreamAudit
+
+    bus = Bus(redis_client)
+    bus.publish(reading(1))
+    recorder = Recorder(bus, db)
+    recorder.prepare()
+    recorder.step(block_ms=100)
+    audit = StreamAudit(bus)
+    redis_client.hset(bus.marks.published_key, "pi/demo", 99)  # forged
+    other = ("pi", "other")
+    redis_client.hset(bus.marks.published_key, "pi/other", 5)
+    assert audit.run(recorder.recorded(), [KEY, other]) == 0  # snapshot: 99 and 5
+    redis_client.hset(bus.marks.published_key, "pi/other", 6)  # moved meanwhile: left alone
+    assert audit.run(recorder.recorded(), [KEY, other]) == 0
+    assert bus.marks.published() == {KEY: 1, other: 6}
+    assert audit.lowered == 1

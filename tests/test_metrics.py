@@ -18,7 +18,7 @@ def test_workers_are_summed_and_every_line_is_valid_exposition() -> None:
     ]
     text = render(
         workers,
-        {"inserted": 7.0, "ts": 0.0},
+        {"inserted": 7.0, "ts": 0.0, "stream_lost": 6.0, "seq_lost": 0.0},
         [("pi", "bme280", 1.5)],
         {"lag": 2, "lag_s": 0.5, "pending": 1},
     )
@@ -32,6 +32,8 @@ def test_workers_are_summed_and_every_line_is_valid_exposition() -> None:
     assert "sensor_display_recorder_lag 2" in lines
     assert "sensor_display_recorder_lag_seconds 0.5" in lines
     assert "sensor_display_recorder_inserted_total 7" in lines
+    assert "sensor_display_recorder_stream_lost_total 6" in lines
+    assert "sensor_display_recorder_seq_lost_total 0" in lines
     assert 'sensor_display_sensor_last_seen_age_seconds{source="pi",sensor="bme280"} 1.5' in lines
 
 

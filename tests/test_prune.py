@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import psutil
+from waiting import wait_for
 
 from recorder.prune import Maintenance
 from shared import store
@@ -135,3 +138,36 @@ def test_the_maintenance_process_ends_when_the_recorder_is_killed(tmp_path: Path
         parent.wait(10)
         if parent.stdout is not None:
             parent.stdout.close()
+
+
+def test_sigterm_to_the_recorders_group_stops_it_at_once(redis_url: str, tmp_path: Path) -> None:
+    """systemd and a terminal signal the whole group: the maintenance child too."""
+    env = {**os.environ, "REDIS_URL": redis_url, "DATABASE_PATH": str(tmp_path / "h.sqlite3")}
+    recorder = subprocess.Popen(
+        [sys.executable, "-m", "recorder"],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        # Once the child has the history open it is (within milliseconds) idle,
+        # waiting on its stop event: where dying used to hang the recorder.
+        wait_for(lambda: has_open(recorder.pid, env["DATABASE_PATH"]), 30, "maintenance")
+        os.killpg(recorder.pid, signal.SIGTERM)
+        assert recorder.wait(10) == 0
+        assert "recorder stopped after" in recorder.communicate()[1]
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(recorder.pid, signal.SIGKILL)
+        recorder.wait(10)
+        recorder.stderr.close()
+
+
+def has_open(parent: int, path: str) -> bool:
+    """Whether a child of `parent` has `path` open."""
+    with contextlib.suppress(psutil.Error):
+        for child in psutil.Process(parent).children():
+            if any(f.path == path for f in child.open_files()):
+                return True
+    return False

@@ -165,9 +165,9 @@ def _level_of(given: str, *, view_only: bool = False) -> str | None:
 def _check_token(given: str, what: str, *, view_only: bool = False) -> str | Gate:
     """The level `given` opens, else the address's gate (429 if it says wait or locked).
 
-    A correct token always opens, whatever its address failed before, and
-    clears those failures; a locked address is only checked less often
-    (web/limiter.py).
+    A correct token, once checked, always opens whatever its address failed
+    before, and clears those failures; a locked address is only checked
+    less often, and between two checks the gate answers (web/limiter.py).
     """
     who = _client()
     gate = _limiter().gate(who)

@@ -108,15 +108,24 @@ def _refuse(name: str) -> float:
 def _check_token(token: str) -> tuple[Response, int] | None:
     failures: FailedLogins = current_app.extensions[EXTENSION]
     client = request_client()
-    wait = failures.blocked_for(client)
-    if wait:
+    # Like the dashboard's token (web/limiter.py): a locked address is checked
+    # less often, and the right token is never refused for past failures.
+    gate = failures.gate(client)
+    if gate.wait:
         return _error(
-            429, "too many wrong tokens; try again later", **{"Retry-After": str(int(wait) + 1)}
+            429,
+            "too many wrong tokens; try again later",
+            **{"Retry-After": str(int(gate.wait) + 1)},
         )
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer" and token_matches(given.strip(), token):
+        if gate.failures:
+            failures.succeeded(client)
         return None
     failures.failed(client)
+    if gate.locked:
+        wait = str(int(failures.interval) + 1)
+        return _error(429, "too many wrong tokens; try again later", **{"Retry-After": wait})
     return _error(
         401, "send Authorization: Bearer <INGEST_TOKEN>", **{"WWW-Authenticate": "Bearer"}
     )

@@ -51,6 +51,27 @@ RECORDER = {
         "readings the recorder refused: their sensor is new and the history holds MAX_SENSORS",
     ),
     "sensors": ("recorder_sensors", "gauge", "sensors the history holds (at most MAX_SENSORS)"),
+    "stream_lost": (
+        "recorder_stream_lost_total",
+        "counter",
+        "stream entries deleted before the recorder read them (trimmed by a Redis user, or the"
+        " recorder stopped past STREAM_MAX_RETENTION)",
+    ),
+    "gaps": (
+        "recorder_seq_gaps_total",
+        "counter",
+        "times a sensor's seqs skipped some the recorder never got; their producer is asked again",
+    ),
+    "seq_lost": (
+        "recorder_seq_lost_total",
+        "counter",
+        "readings of such gaps no producer re-sent in time: missing from the history",
+    ),
+    "marks_lowered": (
+        "recorder_published_marks_lowered_total",
+        "counter",
+        "published marks above everything the stream delivered (trimmed or forged), lowered",
+    ),
     "ts": ("recorder_status_age_seconds", "gauge", "seconds since the recorder reported"),
     "storage_ok": (
         "recorder_history_writable",

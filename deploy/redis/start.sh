@@ -23,8 +23,8 @@
 # read the stream (no XRANGE/XREAD), cannot touch other clients (no CLIENT
 # KILL/PAUSE) and only reads the recorded marks. Redis checks a script's
 # commands against the caller's ACL, so XADD and HSET stay granted: a stolen
-# producer password can still trim the stream or move published marks
-# (docs/security.md, "Threat model").
+# producer password can still trim the stream or move published marks; the
+# recorder notices either and producers re-send (docs/security.md, "Threat model").
 set -eu
 
 : "${REDIS_PASSWORD:?set REDIS_PASSWORD (see .env.example)}"
