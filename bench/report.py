@@ -304,8 +304,9 @@ RUNS_NOTE = (
     " `events late` = readings that reached at least one client after 250 ms (one stall"
     " or a steady queue?). Server CPU is the gunicorn tree's user+system time over the run"
     " (replaced workers included); client CPU is the load client's, on the same cores."
-    " Redis KB/conn is Redis's used_memory growth per stream held. First byte: 100 new"
-    " streams opened one after another during the run (HTTP/1.0, closed after one byte)."
+    " Redis KB/conn is Redis's used_memory growth per stream held. First byte (runs of"
+    " 10,000 clients or more): 100 new streams opened one after another during the run"
+    " (HTTP/1.0, closed after one byte); their opening is in that run's server CPU."
     " A capacity step that failed was run a second time, and both runs are listed."
 )
 
