@@ -365,8 +365,9 @@ def _drop_silent_peer(sock: socket.socket | None, heartbeat: float) -> None:
     """Have the kernel abort the connection once the peer acknowledges nothing for a heartbeat.
 
     Something is written at least every heartbeat, so a dead peer (no ACKs)
-    or one that stopped reading (zero window) is cut within two periods; a
-    greenlet blocked writing to it then fails, and no other client waits on it.
+    or one that stopped reading (zero window) is cut within two periods: the
+    hub's write to it then fails and it ends that client alone
+    (docs/architecture.md, "Fan-out").
     """
     if sock is None or not hasattr(socket, "TCP_USER_TIMEOUT"):
         return
