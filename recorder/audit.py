@@ -61,6 +61,7 @@ class StreamAudit:
     lost: int = 0  # stream entries deleted before the recorder read them
     lowered: int = 0  # published marks lowered (rule 10)
     seen: dict[Key, int] | None = None  # published marks when the last check passed
+    off: bool = False  # this Redis cannot run the check (older than 7.0)
 
     def __post_init__(self) -> None:
         self._lost = self.bus.client.register_script(LOST_LUA)
