@@ -37,8 +37,16 @@ assets: web/static/vendor/.stamp
 run: $(VENV)/.local assets
 	$(PY) -m devtools.run
 
+# Two workers, whole files each (module fixtures stay shared); then the tests
+# marked `serial` alone. Both parts always run; either failing fails the target
+# (exit 5, nothing selected, is not a failure: PYTEST_ARGS may name one file).
+TEST_WORKERS ?= 2
 test: $(VENV)/.dev assets
-	$(PY) -m pytest $(PYTEST_ARGS)
+	@status=0; \
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m 'not soak and not serial' $(PYTEST_ARGS) \
+		|| [ $$? -eq 5 ] || status=1; \
+	$(PY) -m pytest -m 'serial and not soak' $(PYTEST_ARGS) || [ $$? -eq 5 ] || status=1; \
+	exit $$status
 
 # Ten minutes of open pages at 72 points/s: memory stays flat (tests/test_page_soak.py).
 soak: $(VENV)/.dev assets

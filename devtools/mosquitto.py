@@ -5,12 +5,11 @@ from __future__ import annotations
 import getpass
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
+from devtools import processes
 from devtools.redis_server import free_port
 
 USER = "bridge"
@@ -73,26 +72,19 @@ class Mosquitto:
         log = (self.dir / "mosquitto.log").open("ab")
         self.proc = subprocess.Popen([exe, "-c", str(self._configure())], stdout=log, stderr=log)
         log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"mosquitto exited: {(self.dir / 'mosquitto.log').read_text()}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return self
-            except OSError:
-                time.sleep(0.05)
-        raise TimeoutError(f"mosquitto did not listen on {self.port} within {timeout}s")
+        processes.wait_listening(
+            self.proc,
+            "mosquitto",
+            ("127.0.0.1", self.port),
+            lambda: (self.dir / "mosquitto.log").read_text(),
+            timeout,
+        )
+        return self
 
     def stop(self) -> None:
         """Stop it (SIGTERM: it saves its sessions first)."""
         if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            processes.stop(self.proc)
             self.proc = None
 
     def close(self) -> None:

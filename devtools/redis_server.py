@@ -11,6 +11,8 @@ from types import TracebackType
 
 import redis
 
+from devtools import processes
+
 
 def free_port() -> int:
     """A TCP port on loopback that nothing listens on right now."""
@@ -89,13 +91,8 @@ class RedisServer:
 
     def stop(self) -> None:
         """Terminate, then kill if it lingers, and remove its directory."""
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process:
+            processes.stop(self.process, timeout=5)
         if self._dir:
             self._dir.cleanup()
             self._dir = None

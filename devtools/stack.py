@@ -103,20 +103,27 @@ class Stack:
 
     def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
         """Signal a child's process group and wait; SIGKILL if it lingers."""
-        proc = self.procs.pop(name, None)
-        if proc is None:
-            return
-        _signal_group(proc, sig)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            _signal_group(proc, signal.SIGKILL)
-            proc.wait()
+        self.stop_together([name], sig, timeout)
+
+    def stop_together(
+        self, names: list[str], sig: int = signal.SIGTERM, timeout: float = 15.0
+    ) -> None:
+        """Signal each child's group, then wait for all (they wind down side by side)."""
+        procs = [proc for name in names if (proc := self.procs.pop(name, None)) is not None]
+        for proc in procs:
+            _signal_group(proc, sig)
+        deadline = time.monotonic() + timeout
+        for proc in procs:
+            try:
+                proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _signal_group(proc, signal.SIGKILL)
+                proc.wait()
 
     def stop_all(self) -> None:
         """Stop every child (producers first, so nothing is made unrecorded), then Redis."""
-        for name in sorted(self.procs, key=lambda n: not n.startswith("producer")):
-            self.stop(name)
+        self.stop_together([name for name in self.procs if name.startswith("producer")])
+        self.stop_together(list(self.procs))
         if self.redis is not None:
             self.redis.stop()
             self.redis = None

@@ -717,19 +717,9 @@ def parse_cursor(cursor: str) -> tuple[float, int]:
     return position
 
 
-def query_readings(
-    conn: sqlite3.Connection,
-    *,
-    sources: Sequence[str] = (),
-    sensors: Sequence[str] = (),
-    since: float,
-    until: float,
-    limit: int,
-) -> list[Reading]:
-    """Raw readings with since <= ts < until, oldest first, at most `limit`."""
-    return page_readings(
-        conn, sources=sources, sensors=sensors, since=since, until=until, limit=limit
-    )[0]
+def query_readings(conn: sqlite3.Connection, **selection: Any) -> list[Reading]:
+    """The first page of `page_readings` (the same keywords, no cursor), oldest first."""
+    return page_readings(conn, **selection)[0]
 
 
 def more_events_after(conn: sqlite3.Connection, last_id: str, limit: int) -> bool:

@@ -15,9 +15,10 @@ import socket
 import struct
 import subprocess
 import threading
-import time
 from collections.abc import Iterable
 from pathlib import Path
+
+from devtools import processes
 
 ROOT = Path(__file__).resolve().parent.parent
 NGINX_DIR = ROOT / "deploy" / "nginx"
@@ -167,26 +168,13 @@ class Nginx:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            processes.stop(self.proc)
 
     def wait_listening(self, host: str, port: int, timeout: float = 10.0) -> None:
         """Until nginx accepts connections; raise with its error log if it died."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"nginx exited: {self.error_log()}")
-            try:
-                socket.create_connection((host, port), timeout=0.5).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise TimeoutError(f"nginx did not listen on {host}:{port}: {self.error_log()}")
+        assert self.proc is not None, "nginx was not started"
+        processes.wait_listening(self.proc, "nginx", (host, port), self.error_log, timeout)
 
     def error_log(self) -> str:
         """The tail of nginx's error log, for assertion messages."""

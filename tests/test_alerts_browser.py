@@ -18,7 +18,8 @@ from shared.bus import Bus
 from shared.reading import Reading
 from tests.browser_support import Problems, chromium, wait_for_sensors
 
-pytestmark = pytest.mark.browser
+# serial: "within a second" is measured.
+pytestmark = [pytest.mark.browser, pytest.mark.serial]
 
 RULES = """
 [[rule]]

@@ -30,17 +30,9 @@ from devtools.stack import ROOT, Stack, wait_http
 from shared.bus import Bus
 from shared.reading import Reading
 from tests.alert_receiver import Receiver, receiver
+from tests.test_alerts_recorder import RULES  # the same rule, on the real stack
 
 pytestmark = pytest.mark.slow
-
-RULES = """
-[[rule]]
-name = "pi-hot"
-metric = "pi/pi_cpu/cpu_temp_c"
-above = 80.0
-for = "5m"
-clear = 75.0
-"""
 
 
 class AlertListener(threading.Thread):

@@ -21,6 +21,9 @@ from shared.reading import Reading
 from web import create_app
 from web.openapi import spec
 
+# serial: generated requests against the 120 s timeout; alone, not beside heavy tests.
+pytestmark = pytest.mark.serial
+
 EXAMPLES = 150
 TOKEN = "fuzz-token-0123456789abcdef"
 

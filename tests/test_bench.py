@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+# serial: a benchmark, however tiny, measures the machine.
+pytestmark = pytest.mark.serial
+
 ROOT = Path(__file__).resolve().parent.parent
 
 pytest.importorskip("matplotlib")

@@ -95,6 +95,7 @@ def test_a_missing_database_is_unavailable(tmp_path: Path) -> None:
     assert not (tmp_path / "none.sqlite3").exists()
 
 
+@pytest.mark.serial  # shares big_history with the stream-pause test
 def test_api_answers_503_past_the_deadline(big_history: Path, make_settings) -> None:
     """A month of one sensor's raw readings (this history has no rollups): 503, not a hang.
 
@@ -204,6 +205,7 @@ def start_request(port: int, path: str, last_id: str = "") -> subprocess.Popen:
 
 
 @pytest.mark.slow
+@pytest.mark.serial  # stream pauses are measured
 def test_streams_never_pause_while_worst_queries_run(
     big_history: Path, redis_url: str, tmp_path: Path
 ) -> None:

@@ -191,6 +191,7 @@ def ha_project() -> Iterator[HAProject]:
         project.compose("down", "-v", "--remove-orphans")
 
 
+@pytest.mark.serial  # a compose stack and Sentinel's failover timing
 def test_ha_profile_fails_over_and_the_old_master_rejoins(ha_project: HAProject) -> None:
     """Compose's own services: kill `redis`, the Sentinels promote `redis-replica`;
     `redis` restarted asks them and comes back as its replica, by host name."""

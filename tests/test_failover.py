@@ -22,7 +22,8 @@ from faults.sentinels import SentinelCluster
 
 from producers.outbox import Outbox
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+# serial: Sentinel's 1.5 s down-after and the silence limit are timing.
+pytestmark = [pytest.mark.slow, pytest.mark.serial, pytest.mark.timeout(240)]
 
 PRODUCERS = 2
 CLIENTS = 20

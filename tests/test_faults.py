@@ -22,7 +22,8 @@ from waiting import wait_for
 
 from shared.bus import Bus
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
+# serial: the untouched clients' p99 latency is asserted.
+pytestmark = [pytest.mark.slow, pytest.mark.serial, pytest.mark.timeout(180)]
 
 # Loopback, 2 shared cores, ~50 processes and threads: generous, yet far
 # below what any of these faults would cause if it leaked into other clients.

@@ -27,6 +27,9 @@ from shared.reading import MAX_MESSAGE_BYTES, Reading, ReadingError
 from tests.test_fuzz_reading import json_values, mutated_dicts, valid_dicts
 from web.hub import Hub
 
+# serial: thousands of inputs against the 120 s timeout; alone, not beside heavy tests.
+pytestmark = pytest.mark.serial
+
 _BASE = settings(
     deadline=None,
     suppress_health_check=[

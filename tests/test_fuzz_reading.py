@@ -23,6 +23,9 @@ from shared.reading import (
     ReadingError,
 )
 
+# serial: thousands of inputs against the 120 s timeout; alone, not beside heavy tests.
+pytestmark = pytest.mark.serial
+
 # Shared cores in CI: no per-example deadline, and big inputs are the point.
 _BASE = settings(
     deadline=None,

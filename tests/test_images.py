@@ -40,7 +40,8 @@ HEARTBEAT_S = 2
 UIDS = {"web": 10001, "recorder": 10001, "producer-demo": 10001, "redis": 999}
 ARM = {"linux/arm64": "aarch64", "linux/arm/v7": "armv7l"}
 
-pytestmark = [pytest.mark.images, pytest.mark.timeout(3600)]
+# serial: image builds take both cores for minutes.
+pytestmark = [pytest.mark.images, pytest.mark.serial, pytest.mark.timeout(3600)]
 
 
 @pytest.fixture(scope="module", autouse=True)

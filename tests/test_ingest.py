@@ -74,6 +74,18 @@ def test_a_reading_posted_twice_is_stored_once(ingest_client, redis_client) -> N
             "readings[1]: ts is more than 24 h in the future",
         ),
     ],
+    # Named, not shown: a body holds time.time(), and ids must match across workers.
+    ids=[
+        "not-json",
+        "nan",
+        "empty-array",
+        "too-many",
+        "empty-values",
+        "unknown-key",
+        "bad-source",
+        "deep-nesting",
+        "future-ts",
+    ],
 )
 def test_bad_bodies_are_400_naming_the_fault(ingest_client, redis_client, body, error) -> None:
     response = ingest_client.post(

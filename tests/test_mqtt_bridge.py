@@ -28,6 +28,7 @@ from producers.mqtt.broker import make_client, parse_url
 from producers.mqtt.decoders import default_routes
 from producers.outbox import Outbox
 from producers.runner import Producer
+from shared.settings import Settings
 from tests.sse_client import SSEClient
 from tests.test_mqtt_decoders import ESPHOME_TEMP_CONFIG, TASMOTA_BME280, ZIGBEE_AQARA
 
@@ -91,135 +92,152 @@ def make_stack(tmp_path: Path, redis_url: str, broker: Mosquitto, **env: str) ->
     )
 
 
+@pytest.fixture
+def device(broker: Mosquitto) -> Iterator[Publisher]:
+    """A device on the broker."""
+    publisher = Publisher(broker.port)
+    yield publisher
+    publisher.close()
+
+
+class Stacks:
+    """Makes a test's stacks (a Redis and a broker each), and stops every one after it."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.made: list[Stack] = []
+
+    def __call__(self, redis_url: str, broker: Mosquitto, name: str = "", **env: str) -> Stack:
+        self.made.append(make_stack(self.folder / name, redis_url, broker, **env))
+        return self.made[-1]
+
+    def stop_all(self) -> None:
+        """Stop every process of every stack made."""
+        for stack in self.made:
+            stack.stop_all()
+
+
+@pytest.fixture
+def stacks(tmp_path: Path) -> Iterator[Stacks]:
+    """The test's stacks, all stopped after it."""
+    made = Stacks(tmp_path)
+    yield made
+    made.stop_all()
+
+
+def start_bridge(stack: Stack) -> subprocess.Popen:
+    """Start `python -m producers.mqtt` and wait until it has a new session at its broker."""
+    bridge = stack.start("bridge", ["-m", "producers.mqtt"])
+    wait_for(lambda: "session new" in bridge_log(stack), what="bridge connected")
+    return bridge
+
+
+@pytest.mark.serial  # "within a second" is measured
 def test_firmware_messages_reach_the_stream_and_history_within_a_second(
-    tmp_path: Path, redis_url: str, broker: Mosquitto
+    stacks: Stacks, redis_url: str, broker: Mosquitto, device: Publisher
 ) -> None:
-    stack = make_stack(tmp_path, redis_url, broker)
-    device = None
-    try:
-        stack.start("recorder", ["-m", "recorder"])
-        url = stack.start_web()
-        stack.start("bridge", ["-m", "producers.mqtt"])
-        wait_for(lambda: "subscribing" in bridge_log(stack), what="bridge subscribed")
-        sse = SSEClient([url])
-        sse.start()
-        wait_for(lambda: sse.connects, what="SSE connected")
-        device = Publisher(broker.port)
-        config_topic = "homeassistant/sensor/livingroom/living_room_temperature/config"
-        device.publish(config_topic, ESPHOME_TEMP_CONFIG, retain=True)
-        # The device's clock: local time with its offset (SetOption52).
-        tasmota = json.loads(TASMOTA_BME280)
-        tasmota["Time"] = datetime.now().astimezone().isoformat(timespec="seconds")
-        tasmota_now = json.dumps(tasmota)
-        sent = {}
-        for key, topic, payload in [
-            (("tasmota_C26D46", "bme280"), "tele/tasmota_C26D46/SENSOR", tasmota_now),
-            (("zigbee2mqtt", "Living_Room"), "zigbee2mqtt/Living Room", ZIGBEE_AQARA),
-            (("livingroom", "esphome"), "livingroom/sensor/living_room_temperature/state", "21.5"),
-        ]:
-            sent[key] = time.time()
-            device.publish(topic, payload)
-        got = wait_for(
-            lambda: (
-                {r.key: r.at for r in sse.live if r.key in sent}.keys() == sent.keys()
-                and {r.key: r.at for r in sse.live if r.key in sent}
-            ),
-            timeout=10,
-            what="every firmware's reading on /stream",
-        )
-        sse.stop()
-        delays = {key: got[key] - sent[key] for key in sent}
-        assert max(delays.values()) < 1.0, delays
+    stack = stacks(redis_url, broker)
+    stack.start("recorder", ["-m", "recorder"])
+    url = stack.start_web()
+    stack.start("bridge", ["-m", "producers.mqtt"])
+    wait_for(lambda: "subscribing" in bridge_log(stack), what="bridge subscribed")
+    sse = SSEClient([url])
+    sse.start()
+    wait_for(lambda: sse.connects, what="SSE connected")
+    config_topic = "homeassistant/sensor/livingroom/living_room_temperature/config"
+    device.publish(config_topic, ESPHOME_TEMP_CONFIG, retain=True)
+    # The device's clock: local time with its offset (SetOption52).
+    tasmota = json.loads(TASMOTA_BME280)
+    tasmota["Time"] = datetime.now().astimezone().isoformat(timespec="seconds")
+    tasmota_now = json.dumps(tasmota)
+    sent = {}
+    for key, topic, payload in [
+        (("tasmota_C26D46", "bme280"), "tele/tasmota_C26D46/SENSOR", tasmota_now),
+        (("zigbee2mqtt", "Living_Room"), "zigbee2mqtt/Living Room", ZIGBEE_AQARA),
+        (("livingroom", "esphome"), "livingroom/sensor/living_room_temperature/state", "21.5"),
+    ]:
+        sent[key] = time.time()
+        device.publish(topic, payload)
+    got = wait_for(
+        lambda: (
+            {r.key: r.at for r in sse.live if r.key in sent}.keys() == sent.keys()
+            and {r.key: r.at for r in sse.live if r.key in sent}
+        ),
+        timeout=10,
+        what="every firmware's reading on /stream",
+    )
+    sse.stop()
+    delays = {key: got[key] - sent[key] for key in sent}
+    assert max(delays.values()) < 1.0, delays
 
-        def history() -> dict:
-            with urllib.request.urlopen(f"{url}/api/readings?limit=100") as response:
-                rows = json.load(response)["readings"]
-            return {(r["source"], r["sensor"]): r["values"] for r in rows}
+    def history() -> dict:
+        with urllib.request.urlopen(f"{url}/api/readings?limit=100") as response:
+            rows = json.load(response)["readings"]
+        return {(r["source"], r["sensor"]): r["values"] for r in rows}
 
-        stored = wait_for(lambda: sent.keys() <= history().keys() and history(), timeout=5)
-        assert stored[("tasmota_C26D46", "bme280")] == {
-            "temperature_c": 24.1,
-            "humidity_pct": 36.7,
-            "dew_point_c": 8.3,
-            "pressure_hpa": 1013.5,
-        }
-        assert stored[("zigbee2mqtt", "Living_Room")]["temperature_c"] == 23.17
-        assert stored[("livingroom", "esphome")] == {"living_room_temperature_c": 21.5}
-        assert "field linkquality has no known unit" in bridge_log(stack)
-    finally:
-        if device:
-            device.close()
-        stack.stop_all()
+    stored = wait_for(lambda: sent.keys() <= history().keys() and history(), timeout=5)
+    assert stored[("tasmota_C26D46", "bme280")] == {
+        "temperature_c": 24.1,
+        "humidity_pct": 36.7,
+        "dew_point_c": 8.3,
+        "pressure_hpa": 1013.5,
+    }
+    assert stored[("zigbee2mqtt", "Living_Room")]["temperature_c"] == 23.17
+    assert stored[("livingroom", "esphome")] == {"living_room_temperature_c": 21.5}
+    assert "field linkquality has no known unit" in bridge_log(stack)
 
 
 def test_broker_restart_loses_no_qos1_message(
-    tmp_path: Path, redis_url: str, broker: Mosquitto
+    stacks: Stacks, redis_url: str, broker: Mosquitto, device: Publisher
 ) -> None:
-    stack = make_stack(tmp_path, redis_url, broker)
-    device = None
-    try:
-        stack.start("bridge", ["-m", "producers.mqtt"])
-        wait_for(lambda: "session new" in bridge_log(stack), what="bridge connected")
-        device = Publisher(broker.port)
-        device.publish("tele/plug/SENSOR", b'{"SI7021":{"Temperature":20.0}}')
-        wait_for(lambda: len(stream_readings(redis_url)) == 1, what="the first reading")
-        broker.stop()
-        broker.start()
-        restarted = time.monotonic()
-        # The device is back first and publishes while the bridge is still away:
-        # the broker queues these for the bridge's persistent session.
-        wait_for(device.client.is_connected, what="the device reconnected")
-        for i in range(1, 21):
-            device.publish("tele/plug/SENSOR", json.dumps({"SI7021": {"Temperature": 20 + i}}))
-        wait_for(
-            lambda: bridge_log(stack).count("connected (session") == 2,
-            timeout=10,
-            what="the bridge reconnected",
-        )
-        assert time.monotonic() - restarted < 10
-        readings = wait_for(lambda: len(r := stream_readings(redis_url)) == 21 and r, timeout=10)
-        temps = [r["values"]["temperature_c"] for r in readings]
-        assert sorted(temps) == [20.0 + i for i in range(21)]
-        seqs = [r["seq"] for r in readings]
-        assert seqs == list(range(seqs[0], seqs[0] + 21))  # one sensor, seq by one
-    finally:
-        if device:
-            device.close()
-        stack.stop_all()
+    stack = stacks(redis_url, broker)
+    start_bridge(stack)
+    device.publish("tele/plug/SENSOR", b'{"SI7021":{"Temperature":20.0}}')
+    wait_for(lambda: len(stream_readings(redis_url)) == 1, what="the first reading")
+    broker.stop()
+    broker.start()
+    restarted = time.monotonic()
+    # The device is back first and publishes while the bridge is still away:
+    # the broker queues these for the bridge's persistent session.
+    wait_for(device.client.is_connected, what="the device reconnected")
+    for i in range(1, 21):
+        device.publish("tele/plug/SENSOR", json.dumps({"SI7021": {"Temperature": 20 + i}}))
+    wait_for(
+        lambda: bridge_log(stack).count("connected (session") == 2,
+        timeout=10,
+        what="the bridge reconnected",
+    )
+    assert time.monotonic() - restarted < 10
+    readings = wait_for(lambda: len(r := stream_readings(redis_url)) == 21 and r, timeout=10)
+    temps = [r["values"]["temperature_c"] for r in readings]
+    assert sorted(temps) == [20.0 + i for i in range(21)]
+    seqs = [r["seq"] for r in readings]
+    assert seqs == list(range(seqs[0], seqs[0] + 21))  # one sensor, seq by one
 
 
 def test_bridge_restart_gets_what_the_broker_kept(
-    tmp_path: Path, redis_url: str, broker: Mosquitto
+    stacks: Stacks, redis_url: str, broker: Mosquitto, device: Publisher
 ) -> None:
-    stack = make_stack(tmp_path, redis_url, broker)
-    device = None
-    try:
-        stack.start("bridge", ["-m", "producers.mqtt"])
-        wait_for(lambda: "session new" in bridge_log(stack), what="bridge connected")
-        stack.stop("bridge", signal.SIGKILL)
-        device = Publisher(broker.port)
-        for i in range(10):
-            device.publish("zigbee2mqtt/attic", json.dumps({"temperature": i}))
-        stack.start("bridge", ["-m", "producers.mqtt"])
-        readings = wait_for(lambda: len(r := stream_readings(redis_url)) == 10 and r, timeout=15)
-        assert sorted(r["values"]["temperature_c"] for r in readings) == list(range(10))
-        assert "session resumed" in bridge_log(stack)
-    finally:
-        if device:
-            device.close()
-        stack.stop_all()
+    stack = stacks(redis_url, broker)
+    start_bridge(stack)
+    stack.stop("bridge", signal.SIGKILL)
+    for i in range(10):
+        device.publish("zigbee2mqtt/attic", json.dumps({"temperature": i}))
+    stack.start("bridge", ["-m", "producers.mqtt"])
+    readings = wait_for(lambda: len(r := stream_readings(redis_url)) == 10 and r, timeout=15)
+    assert sorted(r["values"]["temperature_c"] for r in readings) == list(range(10))
+    assert "session resumed" in bridge_log(stack)
 
 
-def test_redis_away_the_outbox_replays(tmp_path: Path, broker: Mosquitto) -> None:
+def test_redis_away_the_outbox_replays(
+    stacks: Stacks, broker: Mosquitto, device: Publisher
+) -> None:
     own = RedisServer().start()
     port = own.port
-    stack = make_stack(tmp_path, own.url, broker)
-    device = None
     try:
-        stack.start("bridge", ["-m", "producers.mqtt"])
-        wait_for(lambda: "session new" in bridge_log(stack), what="bridge connected")
+        stack = stacks(own.url, broker)
+        start_bridge(stack)
         own.stop()
-        device = Publisher(broker.port)
         for i in range(10):
             device.publish("zigbee2mqtt/cellar", json.dumps({"humidity": 50 + i}))
         wait_for(lambda: "Redis unreachable" in bridge_log(stack), what="the bridge noticed")
@@ -227,9 +245,6 @@ def test_redis_away_the_outbox_replays(tmp_path: Path, broker: Mosquitto) -> Non
         readings = wait_for(lambda: len(r := stream_readings(own.url)) == 10 and r, timeout=20)
         assert [r["values"]["humidity_pct"] for r in readings] == [50.0 + i for i in range(10)]
     finally:
-        if device:
-            device.close()
-        stack.stop_all()
         own.stop()
 
 
@@ -257,58 +272,55 @@ def metrics(url: str) -> dict[str, float]:
 
 
 def test_hostile_payloads_are_dropped_counted_in_metrics_and_the_bridge_keeps_running(
-    tmp_path: Path, redis_url: str, broker: Mosquitto
+    stacks: Stacks, redis_url: str, broker: Mosquitto, device: Publisher
 ) -> None:
-    stack = make_stack(tmp_path, redis_url, broker)
-    device = None
-    try:
-        url = stack.start_web()
-        bridge = stack.start("bridge", ["-m", "producers.mqtt"])
-        wait_for(lambda: "session new" in bridge_log(stack), what="bridge connected")
-        device = Publisher(broker.port)
-        for topic, payload in HOSTILE:
-            device.publish(topic, payload)
-        device.publish("zigbee2mqtt/after", b'{"temperature": 19.5}')
-        [reading] = wait_for(lambda: stream_readings(redis_url), what="the good message")
-        assert reading["values"] == {"temperature_c": 19.5}
-        assert bridge.poll() is None
-        log = bridge_log(stack)
-        assert log.count("dropped") >= 6, log
-        assert "Traceback" not in log
-        b = 'bridge="bridge-host"'
-        seen = wait_for(
-            lambda: (m := metrics(url)).get(f"sensor_display_mqtt_published_total{{{b}}}") and m,
-            what="the bridge's counters in /metrics",
-        )
-        assert {name: seen[f"sensor_display_mqtt_refused_total{{{b},reason=\"{name}\"}}"]
-                for name in ("not_json", "too_large", "bad_name", "invalid_reading")} == {
-            "not_json": 2, "too_large": 3, "bad_name": 1, "invalid_reading": 1
-        }  # fmt: skip
-        assert seen[f'sensor_display_mqtt_refused_total{{{b},reason="wrong_shape"}}'] == 0
-        assert seen[f'sensor_display_mqtt_messages_total{{{b},firmware="zigbee2mqtt"}}'] == 5
-        assert seen[f'sensor_display_mqtt_messages_total{{{b},firmware="tasmota"}}'] == 2
-        assert seen[f'sensor_display_mqtt_readings_total{{{b},firmware="zigbee2mqtt"}}'] == 1
-        assert seen[f'sensor_display_mqtt_unknown_fields_total{{{b},firmware="esphome"}}'] == 1
-        assert seen[f"sensor_display_mqtt_published_total{{{b}}}"] == 1
-        assert seen[f"sensor_display_mqtt_connected{{{b}}}"] == 1
-        assert seen[f"sensor_display_mqtt_reconnects_total{{{b}}}"] == 0
-        assert seen[f"sensor_display_mqtt_status_age_seconds{{{b}}}"] < 10
-        broker.stop()
-        broker.start()  # at once: while it is down, another process may take its port
-        wait_for(
-            lambda: metrics(url)[f"sensor_display_mqtt_reconnects_total{{{b}}}"] == 1,
-            timeout=15,
-            what="/metrics counting the reconnect",
-        )
-    finally:
-        if device:
-            device.close()
-        stack.stop_all()
+    stack = stacks(redis_url, broker)
+    url = stack.start_web()
+    bridge = start_bridge(stack)
+    for topic, payload in HOSTILE:
+        device.publish(topic, payload)
+    device.publish("zigbee2mqtt/after", b'{"temperature": 19.5}')
+    [reading] = wait_for(lambda: stream_readings(redis_url), what="the good message")
+    assert reading["values"] == {"temperature_c": 19.5}
+    assert bridge.poll() is None
+    log = bridge_log(stack)
+    assert log.count("dropped") >= 6, log
+    assert "Traceback" not in log
+    b = 'bridge="bridge-host"'
+    seen = wait_for(
+        lambda: (m := metrics(url)).get(f"sensor_display_mqtt_published_total{{{b}}}") and m,
+        what="the bridge's counters in /metrics",
+    )
+    assert {name: seen[f"sensor_display_mqtt_refused_total{{{b},reason=\"{name}\"}}"]
+            for name in ("not_json", "too_large", "bad_name", "invalid_reading")} == {
+        "not_json": 2, "too_large": 3, "bad_name": 1, "invalid_reading": 1
+    }  # fmt: skip
+    assert seen[f'sensor_display_mqtt_refused_total{{{b},reason="wrong_shape"}}'] == 0
+    assert seen[f'sensor_display_mqtt_messages_total{{{b},firmware="zigbee2mqtt"}}'] == 5
+    assert seen[f'sensor_display_mqtt_messages_total{{{b},firmware="tasmota"}}'] == 2
+    assert seen[f'sensor_display_mqtt_readings_total{{{b},firmware="zigbee2mqtt"}}'] == 1
+    assert seen[f'sensor_display_mqtt_unknown_fields_total{{{b},firmware="esphome"}}'] == 1
+    assert seen[f"sensor_display_mqtt_published_total{{{b}}}"] == 1
+    assert seen[f"sensor_display_mqtt_connected{{{b}}}"] == 1
+    assert seen[f"sensor_display_mqtt_reconnects_total{{{b}}}"] == 0
+    assert seen[f"sensor_display_mqtt_status_age_seconds{{{b}}}"] < 10
+    broker.stop()
+    broker.start()  # at once: while it is down, another process may take its port
+    wait_for(
+        lambda: metrics(url)[f"sensor_display_mqtt_reconnects_total{{{b}}}"] == 1,
+        timeout=15,
+        what="/metrics counting the reconnect",
+    )
+
+
+def bridge_on(outbox: Outbox, settings: Settings) -> Bridge:
+    """A bridge in this process, storing into `outbox`."""
+    return Bridge(default_routes(), outbox, Producer(settings, [], outbox))
 
 
 def test_stats_count_what_was_dropped(tmp_path: Path, settings) -> None:
     outbox = Outbox(tmp_path / "o.sqlite3")
-    bridge = Bridge(default_routes(), outbox, Producer(settings, [], outbox))
+    bridge = bridge_on(outbox, settings)
     for topic, payload in HOSTILE:
         bridge.handle(topic, payload)
     bridge.handle("zigbee2mqtt/ok", ZIGBEE_AQARA)
@@ -331,7 +343,7 @@ def connect_bridge(
     broker: Mosquitto, outbox: Outbox, settings, lose_acks: bool = False
 ) -> tuple[Bridge, mqtt.Client]:
     """A bridge in this process on a real paho client, subscribed before it returns."""
-    bridge = Bridge(default_routes(), outbox, Producer(settings, [], outbox))
+    bridge = bridge_on(outbox, settings)
     client = make_client(parse_url(broker.url), "redelivery-test", manual_ack=True)
     if lose_acks:
         client.ack = lambda mid, qos: None  # type: ignore[method-assign]  # PUBACK never sent
@@ -383,7 +395,7 @@ def test_a_redelivery_of_a_stored_message_is_not_stored_again(
 
 def test_storage_failure_is_never_acknowledged(tmp_path: Path, settings) -> None:
     outbox = Outbox(tmp_path / "o.sqlite3")
-    bridge = Bridge(default_routes(), outbox, Producer(settings, [], outbox))
+    bridge = bridge_on(outbox, settings)
     acked = []
 
     class Client:
@@ -416,7 +428,9 @@ def test_mosquitto_refuses_anonymous_clients(broker: Mosquitto) -> None:
     assert reasons[0].is_failure
 
 
-def test_make_run_starts_the_bridge_when_mqtt_url_is_set(tmp_path: Path, broker: Mosquitto) -> None:
+def test_make_run_starts_the_bridge_when_mqtt_url_is_set(
+    tmp_path: Path, broker: Mosquitto, device: Publisher
+) -> None:
     port = free_port()
     env = {
         k: v
@@ -432,10 +446,8 @@ def test_make_run_starts_the_bridge_when_mqtt_url_is_set(tmp_path: Path, broker:
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    device = None
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz", timeout=60, proc=run)
-        device = Publisher(broker.port)
 
         def sensors() -> set:
             device.publish("tele/kitchen/SENSOR", b'{"SHT3X":{"Temperature":21.0}}')
@@ -444,8 +456,6 @@ def test_make_run_starts_the_bridge_when_mqtt_url_is_set(tmp_path: Path, broker:
 
         wait_for(lambda: ("kitchen", "sht3x") in sensors(), timeout=30, what="the plug")
     finally:
-        if device:
-            device.close()
         os.killpg(run.pid, signal.SIGINT)
         output = run.communicate(timeout=30)[0].decode(errors="replace")
     assert "mqtt:" in output
@@ -469,33 +479,31 @@ def make_certificates(folder: Path) -> tuple[Path, Path, Path]:
     return ca, cert, key
 
 
-def test_mqtts_uses_tls_and_checks_the_certificate(tmp_path: Path, redis_url: str) -> None:
+def test_mqtts_uses_tls_and_checks_the_certificate(
+    tmp_path: Path, redis_url: str, stacks: Stacks
+) -> None:
     ca, cert, key = make_certificates(tmp_path)
     with Mosquitto(tls=(ca, cert, key)) as broker:
         assert broker.url.startswith("mqtts://")
-        untrusted = make_stack(tmp_path / "untrusted", redis_url, broker)
-        trusted = make_stack(tmp_path / "trusted", redis_url, broker, SSL_CERT_FILE=str(ca))
-        device = None
+        untrusted = stacks(redis_url, broker, "untrusted")
+        trusted = stacks(redis_url, broker, "trusted", SSL_CERT_FILE=str(ca))
+        untrusted.start("bridge", ["-m", "producers.mqtt"])
+        wait_for(
+            lambda: "TLS certificate not trusted" in bridge_log(untrusted),
+            what="the untrusted bridge refusing the broker",
+        )
+        untrusted.stop_all()
+        start_bridge(trusted)
+        device = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="tls-device")
+        device.username_pw_set(USER, PASSWORD)
+        device.tls_set(ca_certs=str(ca))
+        device.connect("localhost", broker.port)
+        device.loop_start()
         try:
-            untrusted.start("bridge", ["-m", "producers.mqtt"])
-            wait_for(
-                lambda: "TLS certificate not trusted" in bridge_log(untrusted),
-                what="the untrusted bridge refusing the broker",
-            )
-            untrusted.stop_all()
-            trusted.start("bridge", ["-m", "producers.mqtt"])
-            wait_for(lambda: "session new" in bridge_log(trusted), what="the trusted bridge")
-            device = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="tls-device")
-            device.username_pw_set(USER, PASSWORD)
-            device.tls_set(ca_certs=str(ca))
-            device.connect("localhost", broker.port)
-            device.loop_start()
             device.publish("zigbee2mqtt/vault", b'{"temperature": 12.5}', qos=1)
             [reading] = wait_for(lambda: stream_readings(redis_url), what="the reading over TLS")
             assert reading["values"] == {"temperature_c": 12.5}
         finally:
-            if device:
-                device.disconnect()
-                device.loop_stop()
-            untrusted.stop_all()
-            trusted.stop_all()
+            device.disconnect()
+            device.loop_stop()
+            stacks.stop_all()  # before the broker goes

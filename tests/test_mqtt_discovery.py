@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
+from collections.abc import Iterator
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -20,7 +20,10 @@ from devtools.stack import ROOT
 from producers.mqtt.discovery import config_payload, config_topic, entity_name
 from shared.bus import Bus
 from shared.reading import Reading
-from tests.test_mqtt_bridge import Publisher, bridge_log, broker, make_stack
+from tests.test_mqtt_bridge import Publisher, Stacks, bridge_log, stream_readings
+from tests.test_mqtt_bridge import broker as broker  # the fixtures
+from tests.test_mqtt_bridge import device as device
+from tests.test_mqtt_bridge import stacks as stacks
 
 __all__ = ["broker"]  # the fixture, shared with the bridge tests
 
@@ -104,95 +107,88 @@ class Listener:
         self.client.loop_stop()
 
 
+@pytest.fixture
+def listener(broker: Mosquitto) -> Iterator[Listener]:
+    """Home Assistant's side of the broker."""
+    home_assistant = Listener(broker.port)
+    yield home_assistant
+    home_assistant.close()
+
+
+@pytest.fixture
+def bus(redis_url: str) -> Iterator[Bus]:
+    """The bus other producers publish on."""
+    channel = Bus(redis.Redis.from_url(redis_url))
+    yield channel
+    channel.client.close()
+
+
 def test_home_assistant_sees_configs_states_and_the_last_will(
-    tmp_path: Path, redis_url: str, broker: Mosquitto
+    stacks: Stacks,
+    redis_url: str,
+    broker: Mosquitto,
+    listener: Listener,
+    bus: Bus,
+    device: Publisher,
 ) -> None:
-    stack = make_stack(tmp_path, redis_url, broker, HA_DISCOVERY="homeassistant")
-    listener = Listener(broker.port)
-    device = None
-    bus = Bus(redis.Redis.from_url(redis_url))
-    try:
-        stack.start("bridge", ["-m", "producers.mqtt"])
-        availability = "sensor-display/bridge/bridge-host/status"
-        wait_for(lambda: listener.last(availability) == b"online", what="bridge online")
-        values = {"temperature_c": 21.5, "humidity_pct": 40.0, "pressure_hpa": 1013.2}
-        bus.publish(Reading(source="pi", sensor="bme280", ts=time.time(), seq=1, values=values))
-        bus.publish(
-            Reading(
-                source="server", sensor="hwmon", ts=time.time(), seq=1, values={"fan2_rpm": 900}
-            )
-        )
-        # A Tasmota plug: Home Assistant has it from Tasmota already, so it is not announced.
-        device = Publisher(broker.port)
-        device.publish("tele/plug/SENSOR", b'{"SI7021":{"Temperature":20.0}}')
-        state = "sensor-display/pi/bme280/state"
-        wait_for(lambda: listener.last(state), what="the state")
-        assert json.loads(listener.last(state) or b"") == values
-        configs = wait_for(lambda: len(c := listener.configs()) >= 4 and c, what="4 configs")
-        wait_for(lambda: "plug" in {r["source"] for r in _stream(redis_url)}, what="the plug")
-        time.sleep(0.5)  # time enough for a wrong announcement of the plug to arrive
-        configs = listener.configs()
-        assert set(configs) == {
-            "homeassistant/sensor/pi_bme280/temperature_c/config",
-            "homeassistant/sensor/pi_bme280/humidity_pct/config",
-            "homeassistant/sensor/pi_bme280/pressure_hpa/config",
-            "homeassistant/sensor/server_hwmon/fan2_rpm/config",
-        }
-        for config in configs.values():
-            assert config.keys() >= REQUIRED
-            assert config["availability"] == [{"topic": availability}]
-        assert len({c["unique_id"] for c in configs.values()}) == 4
-        assert configs["homeassistant/sensor/pi_bme280/humidity_pct/config"]["device_class"] == (
-            "humidity"
-        )
-        # Killed, it cannot say goodbye: the broker publishes its last will.
-        stack.stop("bridge", signal.SIGKILL)
-        wait_for(lambda: listener.last(availability) == b"offline", what="the last will")
-        assert "session" in bridge_log(stack)
-    finally:
-        if device:
-            device.close()
-        listener.close()
-        stack.stop_all()
-        bus.client.close()
-
-
-def _stream(redis_url: str) -> list[dict]:
-    client = redis.Redis.from_url(redis_url)
-    try:
-        return [json.loads(f[b"r"]) for _, f in client.xrange("readings:stream")]
-    finally:
-        client.close()
+    stack = stacks(redis_url, broker, HA_DISCOVERY="homeassistant")
+    stack.start("bridge", ["-m", "producers.mqtt"])
+    availability = "sensor-display/bridge/bridge-host/status"
+    wait_for(lambda: listener.last(availability) == b"online", what="bridge online")
+    values = {"temperature_c": 21.5, "humidity_pct": 40.0, "pressure_hpa": 1013.2}
+    bus.publish(Reading(source="pi", sensor="bme280", ts=time.time(), seq=1, values=values))
+    bus.publish(
+        Reading(source="server", sensor="hwmon", ts=time.time(), seq=1, values={"fan2_rpm": 900})
+    )
+    # A Tasmota plug: Home Assistant has it from Tasmota already, so it is not announced.
+    device.publish("tele/plug/SENSOR", b'{"SI7021":{"Temperature":20.0}}')
+    state = "sensor-display/pi/bme280/state"
+    wait_for(lambda: listener.last(state), what="the state")
+    assert json.loads(listener.last(state) or b"") == values
+    configs = wait_for(lambda: len(c := listener.configs()) >= 4 and c, what="4 configs")
+    wait_for(lambda: "plug" in {r["source"] for r in stream_readings(redis_url)}, what="the plug")
+    time.sleep(0.5)  # time enough for a wrong announcement of the plug to arrive
+    configs = listener.configs()
+    assert set(configs) == {
+        "homeassistant/sensor/pi_bme280/temperature_c/config",
+        "homeassistant/sensor/pi_bme280/humidity_pct/config",
+        "homeassistant/sensor/pi_bme280/pressure_hpa/config",
+        "homeassistant/sensor/server_hwmon/fan2_rpm/config",
+    }
+    for config in configs.values():
+        assert config.keys() >= REQUIRED
+        assert config["availability"] == [{"topic": availability}]
+    assert len({c["unique_id"] for c in configs.values()}) == 4
+    assert configs["homeassistant/sensor/pi_bme280/humidity_pct/config"]["device_class"] == (
+        "humidity"
+    )
+    # Killed, it cannot say goodbye: the broker publishes its last will.
+    stack.stop("bridge", signal.SIGKILL)
+    wait_for(lambda: listener.last(availability) == b"offline", what="the last will")
+    assert "session" in bridge_log(stack)
 
 
 def test_forget_publishes_the_empty_configs(
-    tmp_path: Path, redis_url: str, broker: Mosquitto
+    stacks: Stacks, redis_url: str, broker: Mosquitto, listener: Listener, bus: Bus
 ) -> None:
-    stack = make_stack(tmp_path, redis_url, broker, HA_DISCOVERY="homeassistant")
-    listener = Listener(broker.port)
-    bus = Bus(redis.Redis.from_url(redis_url))
-    try:
-        stack.start("bridge", ["-m", "producers.mqtt"])
-        wait_for(lambda: "subscribing" in bridge_log(stack), what="the bridge")
-        time.sleep(0.3)
-        for sensor in ("bme280", "demo"):
-            values = {"temperature_c": 20.0, "humidity_pct": 50.0}
-            bus.publish(Reading(source="pi", sensor=sensor, ts=time.time(), seq=1, values=values))
-        wait_for(lambda: len(listener.configs()) == 4, what="4 configs")
-        stack.stop("bridge")
-        result = subprocess.run(
-            [sys.executable, "-m", "producers.mqtt", "forget", "pi/demo"],
-            cwd=ROOT,
-            env=stack.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert result.returncode == 0, result.stderr
-        assert "removed 2 entities of pi/demo" in result.stdout
-        wait_for(lambda: len(listener.configs()) == 2, what="the demo configs removed")
-        assert all("pi_bme280" in topic for topic in listener.configs())
-    finally:
-        listener.close()
-        stack.stop_all()
-        bus.client.close()
+    stack = stacks(redis_url, broker, HA_DISCOVERY="homeassistant")
+    stack.start("bridge", ["-m", "producers.mqtt"])
+    wait_for(lambda: "subscribing" in bridge_log(stack), what="the bridge")
+    time.sleep(0.3)
+    for sensor in ("bme280", "demo"):
+        values = {"temperature_c": 20.0, "humidity_pct": 50.0}
+        bus.publish(Reading(source="pi", sensor=sensor, ts=time.time(), seq=1, values=values))
+    wait_for(lambda: len(listener.configs()) == 4, what="4 configs")
+    stack.stop("bridge")
+    result = subprocess.run(
+        [sys.executable, "-m", "producers.mqtt", "forget", "pi/demo"],
+        cwd=ROOT,
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "removed 2 entities of pi/demo" in result.stdout
+    wait_for(lambda: len(listener.configs()) == 2, what="the demo configs removed")
+    assert all("pi_bme280" in topic for topic in listener.configs())

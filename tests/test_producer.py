@@ -126,6 +126,7 @@ def test_once_rejects_bad_settings_clearly() -> None:
     assert result.stdout == ""
 
 
+@pytest.mark.serial  # the sampling schedule is timing
 def test_sampling_stays_on_schedule_while_redis_hangs(make_settings) -> None:
     # A "Redis" that accepts connections and never answers: every publish
     # waits for its socket timeout, as across a dead network link.

@@ -16,6 +16,9 @@ from shared.bus import Bus
 from shared.reading import Reading
 from shared.settings import Settings, SettingsError, table
 
+# serial: a Sentinel failover (1.5 s down-after) is timing.
+pytestmark = pytest.mark.serial
+
 
 @pytest.mark.parametrize(
     ("raw", "expected"),

@@ -33,6 +33,15 @@ def event(
     return Event(f"{int((T0 + i) * 1000)}-0" if with_id else None, reading)
 
 
+def demo_series(
+    db: sqlite3.Connection, since: float, until: float, points: int, metric: str = "temperature_c"
+) -> list[store.Bucket]:
+    """`store.series` of the demo sensor's metric."""
+    return store.series(
+        db, source="pi", sensor="demo", metric=metric, since=since, until=until, points=points
+    )
+
+
 def test_insert_is_idempotent_on_source_sensor_seq(db: sqlite3.Connection) -> None:
     assert store.insert_events(db, [event(i) for i in range(10)]) == 10
     assert store.insert_events(db, [event(i) for i in range(5, 15)]) == 5
@@ -49,15 +58,7 @@ def test_readings_without_seq_are_keyed_by_time(db: sqlite3.Connection) -> None:
 def test_rollup_is_not_counted_twice_on_replay(db: sqlite3.Connection) -> None:
     store.insert_events(db, [event(i) for i in range(120)])
     store.insert_events(db, [event(i) for i in range(120)])
-    buckets = store.series(
-        db,
-        source="pi",
-        sensor="demo",
-        metric="temperature_c",
-        since=T0,
-        until=T0 + 120 * 60,
-        points=10,
-    )
+    buckets = demo_series(db, T0, T0 + 120 * 60, 10)
     assert sum(b.n for b in buckets) == 120
 
 
@@ -71,9 +72,7 @@ def test_query_filters_and_limit(db: sqlite3.Connection) -> None:
 
 def test_series_raw_buckets_have_min_avg_max(db: sqlite3.Connection) -> None:
     store.insert_events(db, [event(i, value=v) for i, v in enumerate([1, 3, 5, 7, 10, 20])])
-    buckets = store.series(
-        db, source="pi", sensor="demo", metric="temperature_c", since=T0, until=T0 + 6, points=2
-    )
+    buckets = demo_series(db, T0, T0 + 6, 2)
     assert [(b.t, b.min, b.avg, b.max, b.n) for b in buckets] == [
         (T0, 1.0, 3.0, 5.0, 3),
         (T0 + 3, 7.0, 37 / 3, 20.0, 3),
@@ -84,15 +83,7 @@ def test_series_over_days_uses_the_minute_rollup(db: sqlite3.Connection) -> None
     # One reading a minute for two days, value = hour of the day.
     events = [event(m * 60, value=(m // 60) % 24, seq=m) for m in range(2 * 24 * 60)]
     store.insert_events(db, events)
-    buckets = store.series(
-        db,
-        source="pi",
-        sensor="demo",
-        metric="temperature_c",
-        since=T0,
-        until=T0 + 2 * 86400,
-        points=48,
-    )
+    buckets = demo_series(db, T0, T0 + 2 * 86400, 48)
     assert len(buckets) == 48
     assert all(b.n == 60 and b.min == b.max == b.avg for b in buckets)
     assert [b.avg for b in buckets[:3]] == [0.0, 1.0, 2.0]
@@ -100,12 +91,7 @@ def test_series_over_days_uses_the_minute_rollup(db: sqlite3.Connection) -> None
 
 def test_series_of_a_missing_metric_is_empty(db: sqlite3.Connection) -> None:
     store.insert_events(db, [event(i) for i in range(5)])
-    assert (
-        store.series(
-            db, source="pi", sensor="demo", metric="nothing_c", since=T0, until=T0 + 5, points=5
-        )
-        == []
-    )
+    assert demo_series(db, T0, T0 + 5, 5, metric="nothing_c") == []
 
 
 def test_events_after_a_stream_id_in_stream_order(db: sqlite3.Connection) -> None:
@@ -131,16 +117,7 @@ def pack_all(db: sqlite3.Connection) -> int:
 
 
 def series_n(db: sqlite3.Connection, since: float, until: float, points: int = 1) -> int:
-    buckets = store.series(
-        db,
-        source="pi",
-        sensor="demo",
-        metric="temperature_c",
-        since=since,
-        until=until,
-        points=points,
-    )
-    return sum(b.n for b in buckets)
+    return sum(b.n for b in demo_series(db, since, until, points))
 
 
 def test_packed_hours_read_back_exactly_and_replays_stay_no_ops(db: sqlite3.Connection) -> None:
@@ -215,15 +192,7 @@ def test_series_picks_the_finest_tier_that_covers_the_range(db: sqlite3.Connecti
 
 def test_rollup_buckets_are_whole_minutes(db: sqlite3.Connection) -> None:
     store.insert_events(db, [event(i) for i in range(8 * 3600)])
-    buckets = store.series(
-        db,
-        source="pi",
-        sensor="demo",
-        metric="temperature_c",
-        since=T0 + 17,
-        until=T0 + 8 * 3600,
-        points=100,
-    )
+    buckets = demo_series(db, T0 + 17, T0 + 8 * 3600, 100)
     assert len(buckets) <= 100
     assert {b2.t - b1.t for b1, b2 in itertools.pairwise(buckets)} == {300}
     assert {b.n for b in buckets} == {300}

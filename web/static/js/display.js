@@ -11,6 +11,7 @@ import { formatShown, metricLabel, setUnits, shownSuffix, unitOf, unitRank } fro
 import { Freshness } from "./freshness.js";
 import { pace, soon } from "./pace.js";
 import { registerShell, unreachableLabel } from "./pwa.js";
+import { accepted, Chosen, pageFilters } from "./selection.js";
 import { LiveStream } from "./stream.js";
 
 const SNAPSHOT_REFRESH_MS = 60000; // settings and last errors change rarely
@@ -27,23 +28,13 @@ const connectionEl = document.getElementById("connection");
 const template = document.getElementById("tpl-tile");
 
 const query = new URLSearchParams(location.search);
-const filters = new URLSearchParams();
-for (const name of ["source", "sensor"]) if (query.get(name)) filters.set(name, query.get(name));
+const filters = pageFilters();
 
 const sensors = new Map(); // "source/sensor" -> Sensor
-// "source/sensor" -> {settings, displays: {metric: display}, signature} from the last snapshot
-const chosen = new Map();
+const chosen = new Chosen();
 
 function now() {
   return Date.now() / 1000;
-}
-
-function wanted(source, sensor) {
-  const match = (name, value) => {
-    const list = filters.get(name);
-    return !list || list.split(",").map((s) => s.trim()).includes(value);
-  };
-  return match("source", source) && match("sensor", sensor);
 }
 
 /** One sensor's tiles and its freshness, shown as its settings say. */
@@ -138,14 +129,8 @@ function sensorOf(source, sensor) {
 /** Remember a sensor's settings; a change takes its tiles off, to be made again. */
 function noteSettings(item) {
   const key = `${item.source}/${item.sensor}`;
-  const displays = Object.fromEntries(
-    Object.entries(item.metrics || {}).map(([metric, info]) => [metric, info?.display]),
-  );
-  const signature = JSON.stringify([item.settings || {}, displays]);
-  const known = chosen.get(key);
-  chosen.set(key, { settings: item.settings || {}, displays, signature });
   const sensor = sensors.get(key);
-  if (!known || known.signature === signature || !sensor) return;
+  if (!chosen.note(item) || !sensor) return;
   sensor.freshness.stop();
   sensors.delete(key);
   for (const tile of sensor.tiles.values()) {
@@ -178,8 +163,7 @@ function layout() {
 function applySnapshot({ sensors, units }) {
   setUnits(units);
   for (const item of sensors) {
-    if (!item || typeof item.source !== "string" || typeof item.sensor !== "string") continue;
-    if (!wanted(item.source, item.sensor)) continue;
+    if (!accepted(filters, item)) continue;
     noteSettings(item);
     const sensor = sensorOf(item.source, item.sensor);
     if (!sensor) continue;
@@ -191,9 +175,8 @@ function applySnapshot({ sensors, units }) {
 }
 
 function onReading(reading) {
+  if (!accepted(filters, reading, { reading: true })) return;
   const { source, sensor, ts, values } = reading;
-  if (typeof source !== "string" || typeof sensor !== "string" || !wanted(source, sensor)) return;
-  if (typeof ts !== "number" || !values || typeof values !== "object") return;
   const view = sensorOf(source, sensor);
   if (!view) return;
   for (const [metric, value] of Object.entries(values)) view.setValue(metric, value);
@@ -269,11 +252,7 @@ async function start() {
   setupDimming();
   setupShift();
   const stream = new LiveStream({ filters, onReading, onReset: refresh, onState: showConnection });
-  addEventListener("online", () => stream.retryNow());
-  addEventListener("pagehide", () => stream.close());
-  addEventListener("pageshow", (event) => {
-    if (event.persisted) stream.open();
-  });
+  stream.followPage();
   await refresh();
   stream.open();
   emptyEl.hidden = placed.length > 0;

@@ -6,6 +6,7 @@ import { exportUrl, fetchSensors, fetchSeries, RANGES } from "./api.js";
 import { showConnection } from "./connection.js";
 import { setUnits } from "./format.js";
 import { registerShell } from "./pwa.js";
+import { accepted, Chosen, pageFilters } from "./selection.js";
 import { SettingsEditor } from "./settings.js";
 import { LiveStream } from "./stream.js";
 import { theme, watchTheme } from "./theme.js";
@@ -25,18 +26,14 @@ const HISTORY_REFRESH_MS = {
 };
 
 const views = new Map(); // "source/sensor" -> SensorView
-// "source/sensor" -> {settings, displays: {metric: display}, signature} from the last snapshot
-const chosen = new Map();
+const chosen = new Chosen();
 const sensorsEl = document.getElementById("sensors");
 const emptyEl = document.getElementById("empty");
 const noticeEl = document.getElementById("notice");
 const dashboardEl = document.getElementById("dashboard");
 
 const pageQuery = new URLSearchParams(location.search);
-const filters = new URLSearchParams();
-for (const name of ["source", "sensor"]) {
-  if (pageQuery.get(name)) filters.set(name, pageQuery.get(name));
-}
+const filters = pageFilters();
 let range = pageQuery.get("range") in RANGES ? pageQuery.get("range") : "live";
 let historyTimer = 0;
 let alerts = null; // the Alerts panel, once started
@@ -46,15 +43,6 @@ const editor =
     ? new SettingsEditor(document.getElementById("settings-dialog"), () => refreshSensors())
     : null;
 const hiddenEl = document.getElementById("hidden-sensors");
-
-/** Whether a source/sensor passes the page's ?source= / ?sensor= filters (comma lists). */
-function wanted(source, sensor) {
-  const match = (name, value) => {
-    const list = filters.get(name);
-    return !list || list.split(",").map((s) => s.trim()).includes(value);
-  };
-  return match("source", source) && match("sensor", sensor);
-}
 
 function now() {
   return Date.now() / 1000;
@@ -93,14 +81,7 @@ function dropView(key) {
 
 /** Remember a sensor's settings; a change in them rebuilds its panel. */
 function noteSettings(item) {
-  const key = `${item.source}/${item.sensor}`;
-  const displays = Object.fromEntries(
-    Object.entries(item.metrics || {}).map(([metric, info]) => [metric, info?.display]),
-  );
-  const signature = JSON.stringify([item.settings || {}, displays]);
-  const known = chosen.get(key);
-  chosen.set(key, { settings: item.settings || {}, displays, signature });
-  if (known && known.signature !== signature) dropView(key);
+  if (chosen.note(item)) dropView(`${item.source}/${item.sensor}`);
 }
 
 /** Merge a /api/sensors answer (the sensors and the unit table) into the page. */
@@ -108,8 +89,7 @@ function applySnapshot({ sensors, units }) {
   setUnits(units);
   const created = [];
   for (const item of sensors) {
-    if (!item || typeof item.source !== "string" || typeof item.sensor !== "string") continue;
-    if (!wanted(item.source, item.sensor)) continue;
+    if (!accepted(filters, item)) continue;
     noteSettings(item);
     const isNew = !views.has(`${item.source}/${item.sensor}`);
     const view = viewOf(item.source, item.sensor);
@@ -150,9 +130,8 @@ function listHidden() {
 }
 
 function onReading(reading) {
+  if (!accepted(filters, reading, { reading: true })) return;
   const { source, sensor, ts, values } = reading;
-  if (typeof source !== "string" || typeof sensor !== "string" || !wanted(source, sensor)) return;
-  if (typeof ts !== "number" || !values || typeof values !== "object") return;
   let added = !views.has(`${source}/${sensor}`);
   const view = viewOf(source, sensor);
   if (!view) return;
@@ -307,14 +286,8 @@ async function start() {
     onState: (state, detail) => showConnection(state, detail),
     onAlert: (alert) => alerts.onEvent(alert),
   });
+  stream.followPage();
   document.querySelector(".connection-retry").addEventListener("click", () => stream.retryNow());
-  addEventListener("online", () => stream.retryNow());
-  // Leaving closes the stream at once (the server frees the slot); coming
-  // back from the back/forward cache reopens it, resuming after the last id.
-  addEventListener("pagehide", () => stream.close());
-  addEventListener("pageshow", (event) => {
-    if (event.persisted) stream.open();
-  });
   // Only the offline countdown changes every second; nothing is written otherwise.
   setInterval(() => {
     if (stream.state === "offline") showConnection(stream.state, { retryAt: stream.retryAt });

@@ -98,6 +98,20 @@ export class LiveStream {
     this.open();
   }
 
+  /**
+   * Follow the page's life: retry when the network is back; leaving closes the
+   * stream at once (the server frees the slot), and coming back from the
+   * back/forward cache opens it again, resuming after the last id.
+   */
+  followPage() {
+    addEventListener("online", () => this.retryNow());
+    addEventListener("pagehide", () => this.close());
+    addEventListener("pageshow", (event) => {
+      if (event.persisted) this.open();
+    });
+    return this;
+  }
+
   close() {
     clearTimeout(this.retryTimer);
     this.retryTimer = null;
