@@ -87,9 +87,12 @@ class StreamAudit:
                 found,
                 self.lost,
             )
+        keys = list(known)
         if self.seen is not None:
-            self._lower_marks(self.seen, recorded)
-        self.seen = self._published(list(known))
+            # Sensors with a gap opened since are left to rule 9.
+            now_known = set(keys)
+            self._lower_marks({k: v for k, v in self.seen.items() if k in now_known}, recorded)
+        self.seen = self._published(keys)
         return found
 
     def _published(self, keys: list[Key]) -> dict[Key, int]:
