@@ -30,6 +30,7 @@ class Sizes:
     mqtt_messages: int  # the bridge's throughput burst
     mqtt_samples: int  # MQTT publish -> SSE latency samples (20/s)
     idle_clients: int  # idle streams bench/idle.py diffs a worker around
+    send_sockets: int  # connections bench/sendcost.py sends to
 
 
 def _capacity(clients: int, duration: float = 20.0) -> Step:
@@ -60,6 +61,7 @@ FULL = Sizes(
     mqtt_messages=20_000,
     mqtt_samples=600,
     idle_clients=5000,
+    send_sockets=4000,
 )
 
 QUICK = Sizes(
@@ -72,4 +74,5 @@ QUICK = Sizes(
     mqtt_messages=200,
     mqtt_samples=20,
     idle_clients=100,
+    send_sockets=200,
 )

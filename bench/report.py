@@ -56,8 +56,8 @@ def load_table(results: Iterable[LoadResult]) -> list[str]:
         "| server | clients | msg/s | held | expected | delivered | lost | p50 ms | p95 ms"
         " | p99 ms | max ms | events late | deliveries/s | server CPU us/event"
         " | client CPU us/event | RSS KB/conn | Redis KB/conn | Redis conns"
-        " | first byte p50/p99 ms | workers |",
-        "|" + " --- |" * 20,
+        " | first byte p50/p99 ms | workers | load avg |",
+        "|" + " --- |" * 21,
     ]
     for r in results:
         workers = f"{r.workers} (replaced)" if r.workers_replaced else str(r.workers)
@@ -70,7 +70,8 @@ def load_table(results: Iterable[LoadResult]) -> list[str]:
             f" | {_fmt(r.p99_ms)} | {_fmt(r.max_ms)} | {r.late_events}/{r.sent}"
             f" | {_fmt(r.deliveries_per_s, 0)} | {_fmt(r.cpu_us_per_event)}"
             f" | {_fmt(r.client_us_per_event)} | {_fmt(r.rss_per_conn_kb)}"
-            f" | {_fmt(r.redis_per_conn_kb)} | {r.redis_conns:,} | {first} | {workers} |"
+            f" | {_fmt(r.redis_per_conn_kb)} | {r.redis_conns:,} | {first} | {workers}"
+            f" | {_fmt(r.load_avg)} |"
         )
     return rows
 
@@ -303,8 +304,9 @@ RUNS_NOTE = (
     " `events late` = readings that reached at least one client after 250 ms (one stall"
     " or a steady queue?). Server CPU is the gunicorn tree's user+system time over the run"
     " (replaced workers included); client CPU is the load client's, on the same cores."
-    " Redis KB/conn is Redis's used_memory growth per stream held. First byte: 100 new"
-    " streams opened one after another during the run (HTTP/1.0, closed after one byte)."
+    " Redis KB/conn is Redis's used_memory growth per stream held. First byte (runs of"
+    " 10,000 clients or more): 100 new streams opened one after another during the run"
+    " (HTTP/1.0, closed after one byte); their opening is in that run's server CPU."
     " A capacity step that failed was run a second time, and both runs are listed."
 )
 

@@ -113,6 +113,7 @@ class Hub:
         self._expired_at = 0.0
         self.version = 0  # bumped whenever `latest` changes
         self._snapshot: tuple[int, str | None, bytes] | None = None
+        self._joined: tuple[int, int, bytes, int] = (-1, -1, b"", 0)  # see joined()
         self._seqs = HighWater()  # marks rule 7
         self._seed_keys: list[IdKey] = []
         self._seed = seed
@@ -417,6 +418,22 @@ class Hub:
         entry = self._ring[index % self.size]
         assert entry is not None
         return entry
+
+    def joined(self, cursor: int) -> tuple[bytes, int]:
+        """Every entry from `cursor` to the head as one chunk, and how many; Overrun if overwritten.
+
+        Built once per (cursor, head): a sweep hands the same bytes to every
+        unfiltered client at that cursor (docs/architecture.md, "Fan-out").
+        """
+        head = self.head
+        if head - cursor == 1:
+            return self.entry(cursor).payload, 1
+        cached = self._joined
+        if cached[0] == cursor and cached[1] == head:
+            return cached[2], cached[3]
+        payloads = [entry.payload for entry in self.entries(cursor)]
+        self._joined = (cursor, head, b"".join(payloads), len(payloads))
+        return self._joined[2], self._joined[3]
 
     def entries(self, cursor: int) -> Iterator[Entry]:
         """Entries from `cursor` to the head; Overrun if some were overwritten."""

@@ -31,7 +31,6 @@ LAST_CHUNK = b"0\r\n\r\n"
 _WRITE = 2  # libev/libuv: wait until writable
 # Longest a sweep runs before the hub lets the rest of the worker run (seconds).
 SLICE_S = 0.002
-PAUSE_S = 0.0001
 
 
 class Overrun(Exception):
@@ -58,9 +57,11 @@ def _sliced(writers: set[Writer]) -> Iterator[Writer]:
     for count, writer in enumerate(list(writers), 1):
         if not count & 63 and time.monotonic() - start > SLICE_S:
             # New streams (accept, their first chunk) and the ticker run
-            # between slices instead of after a whole sweep; not sleep(0),
-            # which resumes before the loop polls for I/O.
-            gevent.sleep(PAUSE_S)
+            # between slices instead of after a whole sweep. idle() polls I/O
+            # without blocking and resumes once the rest is done; sleep(0)
+            # resumes before the loop polls, and a timer sleeps a whole
+            # millisecond of epoll_wait (half of each slice).
+            gevent.idle()
             start = time.monotonic()
         yield writer
 

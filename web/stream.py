@@ -141,38 +141,35 @@ class _Cursor:
         head = hub.head
         if head == cursor:
             return None
-        if head - cursor == 1 and self.everything and self.resumed is None:
-            # The common case at low rates, every client, every event: the
-            # pre-encoded entry itself, shared by every such client (the hub
-            # frames it once per sweep), no list, no join, no filter.
-            chunk = hub.entry(cursor).payload
-            self.cursor = head
-            stats = hub.stats
-            stats.events_out += 1
-            stats.bytes_out += len(chunk)
-            return chunk
-        else:
-            if head - cursor > hub.stats.backlog_max:
-                hub.stats.backlog_max = head - cursor
-            wanted, resumed = self.wanted, self.resumed
-            try:
+        stats = hub.stats
+        if head - cursor > stats.backlog_max:
+            stats.backlog_max = head - cursor
+        try:
+            if self.everything and self.resumed is None:
+                # The common case: every event, no filter. The chunk is shared
+                # by every such client at the same cursor (one entry as it is,
+                # several joined once per sweep) and framed once by the hub.
+                chunk, count = hub.joined(cursor)
+            else:
+                wanted, resumed = self.wanted, self.resumed
                 parts = [
                     e.payload
                     for e in hub.entries(cursor)
                     if wanted.match(e.source, e.sensor)
                     and (resumed is None or e.key is None or e.key > resumed)
                 ]
-            except Overrun as exc:
-                hub.stats.dropped_slow += 1
-                logger.info("dropped a slow client: %s", exc)
-                raise
-            self.resumed = _still_resuming(hub, head, resumed)
+                self.resumed = _still_resuming(hub, head, resumed)
+                count = len(parts)
+                chunk = b"".join(parts) if count != 1 else parts[0]
+        except Overrun as exc:
+            stats.dropped_slow += 1
+            logger.info("dropped a slow client: %s", exc)
+            raise
         self.cursor = head
-        if not parts:
+        if not count:
             return None
-        chunk = parts[0] if len(parts) == 1 else b"".join(parts)
-        hub.stats.events_out += len(parts)
-        hub.stats.bytes_out += len(chunk)
+        stats.events_out += count
+        stats.bytes_out += len(chunk)
         return chunk
 
 
