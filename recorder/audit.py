@@ -61,6 +61,7 @@ class StreamAudit:
     lost: int = 0  # stream entries deleted before the recorder read them
     lowered: int = 0  # published marks lowered (rule 10)
     seen: dict[Key, int] | None = None  # published marks when the last check passed
+    off: bool = False  # this Redis cannot run the check (older than 7.0)
 
     def __post_init__(self) -> None:
         self._lost = self.bus.client.register_script(LOST_LUA)
@@ -86,9 +87,12 @@ class StreamAudit:
                 found,
                 self.lost,
             )
+        keys = list(known)
         if self.seen is not None:
-            self._lower_marks(self.seen, recorded)
-        self.seen = self._published(list(known))
+            # Sensors with a gap opened since are left to rule 9.
+            now_known = set(keys)
+            self._lower_marks({k: v for k, v in self.seen.items() if k in now_known}, recorded)
+        self.seen = self._published(keys)
         return found
 
     def _published(self, keys: list[Key]) -> dict[Key, int]:

@@ -169,11 +169,13 @@ class Recorder:
 
     def _move_marks(self, events: list[Event]) -> None:
         """Rules 4 and 9: raise the recorded marks, held below any gap, and ask for the gaps."""
-        now, touched, opened = time.time(), set(), {}
+        now, before, opened = time.time(), {}, {}
         for event in events:
             r = event.reading
             if r.seq is None:
                 continue
+            if r.key not in before and r.key in self.marks:
+                before[r.key] = self.gaps.recorded(r.key, self.marks[r.key])
             # Only stream entries: a reading from the channel alone (stock
             # flask-sse) has no published mark to lower.
             mark = self.marks.get(r.key)
@@ -190,17 +192,28 @@ class Recorder:
                     r.seq - 1,
                     held,
                 )
+            before.setdefault(r.key, -1)
             self.marks.advance(r.key, r.seq)
-            touched.add(r.key)
-        self.bus.marks.record({k: self.gaps.recorded(k, self.marks[k]) for k in touched})
+        after = {k: self.gaps.recorded(k, self.marks[k]) for k in before}
+        # Only marks that moved: a repeat (re-read after a failover, re-sent)
+        # writes nothing, so a new master learns its losses by rule 3.
+        self.bus.marks.record({k: m for k, m in after.items() if m != before[k]})
         self.bus.marks.lower_published(opened)
 
     def audit_stream(self) -> int | None:
         """Entries trimmed unread, and published marks the stream did not deliver (rule 10)."""
         if self.audit is None:
             self.audit = StreamAudit(self.bus)
+        if self.audit.off:
+            return None
         known = [k for k in store.names(self.conn).sids if k not in self.gaps]
-        return self.audit.run(self.recorded(), known)
+        try:
+            return self.audit.run(self.recorded(), known)
+        except redis.ResponseError as exc:
+            # An older Redis (no group lag, no "(" ranges): record without it.
+            logger.warning("stream audit unavailable on this Redis (%s); not checking", exc)
+            self.audit.off = True
+            return None
 
     def expire_gaps(self) -> None:
         """Rule 9: give up gaps no producer filled in time; the history keeps the hole."""

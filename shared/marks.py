@@ -24,8 +24,8 @@ The rules, each tested by name in tests/test_marks.py:
    sees Redis restarted empty: the publish fails with `Forgotten(mark)` and
    the producer re-sends, in order, every row above that mark.
 4. *Recorded*: the recorder advances the recorded mark only after the rows
-   are committed; when Redis comes back without the marks it restores them
-   from the database (`store.high_water`).
+   are committed (and not past a gap, rule 9); when Redis comes back without
+   the marks it restores them from the database (`store.high_water`).
 5. *Producer may drop* a sent outbox row once its seq is at or below the
    recorded mark; a row sent more than `RESEND_GRACE` seconds ago whose seq
    is above the published mark was lost by Redis: it is sent again.
@@ -35,7 +35,8 @@ The rules, each tested by name in tests/test_marks.py:
 7. *Hub may skip* an event whose stream id is not after the last one it
    passed on, or whose seq is not above its sensor's high-water mark (a
    producer re-sending after Redis came back empty).
-8. *Refused* (in the publish script): see below.
+8. *Refused*: the publish script takes nothing stamped far ahead of Redis's
+   clock or numbered far beyond the marks (see PUBLISH_LUA).
 9. *Gaps*: when the recorder stores a seq more than one above its mark, the
    seqs between were accepted by Redis but never reached it (the stream was
    trimmed under it: `XADD ... MAXLEN 0` with a producer's password). It

@@ -97,14 +97,18 @@ def test_a_missing_database_is_unavailable(tmp_path: Path) -> None:
 
 @pytest.mark.serial  # shares big_history with the stream-pause test
 def test_api_answers_503_past_the_deadline(big_history: Path, make_settings) -> None:
-    """A 30-day selection of a sensor with no readings walks every row: 503, not a hang."""
+    """A month of one sensor's raw readings (this history has no rollups): 503, not a hang.
+
+    (A sensor with no readings was the slow shape until schema version 4's
+    (sid, ts) index made it a seek.)
+    """
     from web import create_app
 
     settings = make_settings(DATABASE_PATH=str(big_history), QUERY_TIMEOUT="0.05")
     client = create_app({"TESTING": True, "SETTINGS": settings}).test_client()
     since = int(time.time()) - 30 * 86400
     started = time.monotonic()
-    response = client.get(f"/api/readings?sensor=quiet&since={since}")
+    response = client.get(f"/api/series?source=big&sensor=s0&metric=temp_c&since={since}")
     assert response.status_code == 503
     assert "longer than 0.05 s" in response.get_json()["error"]
     assert response.headers["Retry-After"].isdigit()

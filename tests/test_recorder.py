@@ -164,6 +164,28 @@ def test_max_sensors_counts_what_the_history_holds_already(redis_client: redis.R
     assert db.execute("SELECT count(*) FROM sensors").fetchone()[0] == 4
 
 
+def test_a_gap_in_the_seqs_holds_the_mark_then_is_given_up(
+    redis_client: redis.Redis, db, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Marks rule 9 in the recorder: seqs 3-4 missing hold the mark at 2 until GAP_WAIT."""
+    from shared import marks
+
+    bus = Bus(redis_client)
+    for seq in (1, 2, 5):  # 3 and 4 never reach the stream (trimmed before they were read)
+        bus.publish(reading(seq))
+    recorder = Recorder(bus, db)
+    recorder.prepare()
+    assert recorder.step(block_ms=100) == 3
+    assert recorder.gaps_found == 1
+    assert bus.marks.recorded() == {("pi", "demo"): 2}  # the producer keeps 3 and 4
+    assert bus.marks.published() == {("pi", "demo"): 2}  # and is told to re-send them
+    recorder.gaps[("pi", "demo")].since -= marks.GAP_WAIT + 1  # nobody re-sent in time
+    recorder.expire_gaps()
+    assert recorder.seq_lost == 2
+    assert bus.marks.recorded() == {("pi", "demo"): 5}
+    assert "seqs 3..4 never came back" in caplog.text
+
+
 @pytest.mark.parametrize("module", ["recorder", "web.recorder"])
 def test_both_commands_run_the_recorder(module: str, redis_url: str, tmp_path) -> None:
     import os
