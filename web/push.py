@@ -109,35 +109,18 @@ class Pusher:
         last: bytes | None = None
         framed = b""
         for writer in _sliced(self.writers):
-            sock = writer.sock
-            if writer.pending is not None or sock is None:
+            if writer.pending is not None or writer.sock is None:
                 continue
-            # Inlined `_take`/`_send`: this loop is the per-client cost of a batch.
-            try:
-                chunk = writer.take()
-            except Exception as exc:  # Overrun, or a bug in one client's filter
-                self._take_failed(writer, exc)
-                continue
+            chunk = self._take(writer)
             if chunk is None:
                 continue
             writer.due = now + writer.heartbeat  # a sweep late at most: within a tick
             if writer.chunked:
                 if chunk is not last:
                     last, framed = chunk, frame(chunk, True)
-                data = framed
+                self._send(writer, framed)
             else:
-                data = chunk
-            try:
-                sent = sock.send(data)
-            except BlockingIOError:
-                sent = 0
-            except OSError as exc:  # the peer is gone
-                logger.debug("stream write failed: %s", exc)
-                self.end(writer)
-                continue
-            if sent < len(data):
-                writer.pending = memoryview(data)[sent:]
-                self._watch(writer)
+                self._send(writer, chunk)
 
     def flush(self, writer: Writer) -> None:
         """Send the client's next chunk, if it has one."""
