@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-from dataclasses import replace
 from urllib.parse import urlencode
 
 import redis
@@ -30,7 +29,7 @@ from flask import (
 )
 
 from shared.settings import SettingsError
-from web import sessions
+from web import limiter, sessions
 from web.limiter import Gate, SharedLimiter
 from web.peers import is_https, request_client, same_origin
 
@@ -163,24 +162,8 @@ def _level_of(given: str, *, view_only: bool = False) -> str | None:
 
 
 def _check_token(given: str, what: str, *, view_only: bool = False) -> str | Gate:
-    """The level `given` opens, else the address's gate (429 if it says wait or locked).
-
-    A correct token, once checked, always opens whatever its address failed
-    before, and clears those failures; a locked address is only checked
-    less often, and between two checks the gate answers (web/limiter.py).
-    """
-    who = _client()
-    gate = _limiter().gate(who)
-    if gate.wait:
-        return gate
-    level = _level_of(given, view_only=view_only)
-    if level is not None:
-        if gate.failures:
-            _limiter().succeeded(who)
-        return level
-    _limiter().failed(who)
-    logger.warning("%s from %s%s", what, who, " (locked out)" if gate.locked else "")
-    return replace(gate, wait=_limiter().interval) if gate.locked else gate
+    """The level `given` opens, else the address's gate (web/limiter.py, `check`)."""
+    return limiter.check(_limiter(), _client(), lambda: _level_of(given, view_only=view_only), what)
 
 
 def _bearer_level(given: str) -> str | tuple[Response, int]:

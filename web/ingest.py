@@ -16,7 +16,7 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
 from shared.marks import MAX_AHEAD_S, Refused
 from shared.reading import Reading, ReadingError
-from web import worker
+from web import limiter, worker
 from web.auth import token_matches
 from web.limiter import FailedLogins
 from web.peers import request_client
@@ -107,24 +107,17 @@ def _refuse(name: str) -> float:
 
 def _check_token(token: str) -> tuple[Response, int] | None:
     failures: FailedLogins = current_app.extensions[EXTENSION]
-    client = request_client()
-    # Like the dashboard's token (web/limiter.py): a locked address is checked
-    # less often, and the right token is never refused for past failures.
-    gate = failures.gate(client)
-    if gate.wait:
-        return _error(
-            429,
-            "too many wrong tokens; try again later",
-            **{"Retry-After": str(int(gate.wait) + 1)},
-        )
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and token_matches(given.strip(), token):
-        if gate.failures:
-            failures.succeeded(client)
+
+    def match() -> bool | None:
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        return (scheme.lower() == "bearer" and token_matches(given.strip(), token)) or None
+
+    # The dashboard's rule for every token (web/limiter.py, `check`).
+    checked = limiter.check(failures, request_client(), match, "wrong ingest token")
+    if checked is True:
         return None
-    failures.failed(client)
-    if gate.locked:
-        wait = str(int(failures.interval) + 1)
+    if checked.wait:
+        wait = str(int(checked.wait) + 1)
         return _error(429, "too many wrong tokens; try again later", **{"Retry-After": wait})
     return _error(
         401, "send Authorization: Bearer <INGEST_TOKEN>", **{"WWW-Authenticate": "Bearer"}

@@ -16,7 +16,9 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Protocol, TypeVar
 
 import redis
 
@@ -147,3 +149,36 @@ class SharedLimiter:
         except redis.RedisError as exc:
             logger.warning("login limiter in Redis unavailable (%s); counting per worker", exc)
             self.local.failed(who)
+
+
+class Limiter(Protocol):
+    """What `check` needs: FailedLogins (one process) or SharedLimiter (Redis)."""
+
+    interval: float
+
+    def gate(self, who: str) -> Gate: ...
+    def failed(self, who: str) -> None: ...
+    def succeeded(self, who: str) -> None: ...
+
+
+T = TypeVar("T")
+
+
+def check(limiter: Limiter, who: str, match: Callable[[], T | None], what: str) -> T | Gate:
+    """What `match` finds for a correct token, else the gate to answer with (429 if it waits).
+
+    The one rule for every token (module docstring): a checked correct token
+    opens and clears its address's failures; a wrong one counts, and from a
+    locked address it is told to wait for the next check.
+    """
+    gate = limiter.gate(who)
+    if gate.wait:
+        return gate
+    found = match()
+    if found is not None:
+        if gate.failures:
+            limiter.succeeded(who)
+        return found
+    limiter.failed(who)
+    logger.warning("%s from %s%s", what, who, " (locked out)" if gate.locked else "")
+    return replace(gate, wait=limiter.interval) if gate.locked else gate
